@@ -1,0 +1,85 @@
+"""Audio feature extractor: waveform -> log-mel spectrogram (a Keras layer) -> normalisation -> GRU or CNN.
+
+`keras.layers.MelSpectrogram` computes the spectrogram inside the model, on any backend, so a saved model
+takes raw waveforms; it replaces tensorflow-io's audio ops (see the README's design choices).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mmkeras.data.synthetic import AUDIO_LENGTH, SAMPLE_RATE
+from mmkeras.encoders._checks import choice, fraction, positive_int
+
+
+def build_audio_encoder(
+    kind: str = "rnn",
+    num_samples: int = AUDIO_LENGTH,
+    sample_rate: int = SAMPLE_RATE,
+    fft_length: int = 256,
+    hop_length: int = 128,
+    num_mel_bins: int = 32,
+    hidden_dim: int = 32,
+    dropout: float = 0.1,
+    sequence_output: bool = False,
+    name: str = "audio_encoder",
+) -> keras.Model:
+    """Builds an audio encoder: waveform -> log-mel spectrogram -> per-frame normalisation -> GRU/CNN.
+
+    The short-time Fourier transform of frame t is `X_t(f) = sum_n x[n + tH] w[n] e^{-2 pi i f n / N}`
+    (window length N = `fft_length`, hop H = `hop_length`); the mel filter bank M projects its power to
+    `num_mel_bins` bands and `S_t = 10 log10(M |X_t|^2)` (decibels). Each frame is standardised
+    (LayerNormalization over the mel bands), then a GRU reads the frames in time order
+    (`kind="rnn"`) or two conv blocks read the spectrogram as an image (`kind="cnn"`).
+
+    Args:
+        kind: str. `"rnn"` or `"cnn"`. Defaults to `"rnn"`.
+        num_samples: int. Waveform length. Defaults to `4000` (0.5 s at 8 kHz).
+        sample_rate: int. Samples per second. Defaults to `8000`.
+        fft_length: int. STFT window length. Defaults to `256` (32 ms).
+        hop_length: int. Samples between frames. Defaults to `128`.
+        num_mel_bins: int. Mel bands. Defaults to `32`.
+        hidden_dim: int. GRU units, or filters of the last conv block. Defaults to `32`.
+        dropout: float. Dropout rate in [0, 1). Defaults to `0.1`.
+        sequence_output: bool. With `kind="rnn"`, return every frame's features `(batch, frames, hidden_dim)`.
+        name: str. The model's name.
+
+    Returns:
+        A functional `keras.Model` with input `"audio"` `(batch, num_samples)`.
+
+    Example:
+    >>> encoder = build_audio_encoder()
+    >>> encoder(keras.ops.zeros((2, 4000))).shape
+    TensorShape([2, 32])
+    """
+    choice("kind", kind, ("rnn", "cnn"))
+    for arg, value in (("num_samples", num_samples), ("sample_rate", sample_rate), ("fft_length", fft_length),
+                       ("hop_length", hop_length), ("num_mel_bins", num_mel_bins), ("hidden_dim", hidden_dim)):
+        positive_int(arg, value)
+    fraction("dropout", dropout)
+    if fft_length > num_samples:
+        raise ValueError(
+            f"`fft_length` must not exceed `num_samples`. Received: fft_length={fft_length}, num_samples={num_samples}"
+        )
+    waveform = keras.Input(shape=(num_samples,), name="audio")  # (batch, samples)
+    mel = layers.MelSpectrogram(
+        fft_length=fft_length, sequence_stride=hop_length, sequence_length=fft_length, window="hann",
+        sampling_rate=sample_rate, num_mel_bins=num_mel_bins, min_freq=20.0, max_freq=sample_rate / 2,
+        power_to_db=True, name="mel_spectrogram",
+    )(waveform)  # (batch, mel_bins, frames), in dB
+    frames = layers.Permute((2, 1), name="time_major")(mel)  # (batch, frames, mel_bins)
+    frames = layers.LayerNormalization(name="frame_norm")(frames)  # each frame: zero mean, unit variance
+    if kind == "rnn":
+        frames = layers.Dropout(dropout, name="dropout")(frames)
+        features = layers.GRU(hidden_dim, return_sequences=sequence_output, name="gru")(frames)
+    else:
+        if sequence_output:
+            raise ValueError("`sequence_output=True` needs kind='rnn'. Received: kind='cnn'")
+        x = layers.Reshape((-1, num_mel_bins, 1), name="as_image")(frames)  # (batch, frames, mel_bins, 1)
+        for i, f in enumerate((hidden_dim // 2 or 1, hidden_dim)):
+            x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)
+            x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)  # halves time and frequency
+        x = layers.GlobalAveragePooling2D(name="global_pool")(x)  # (batch, hidden_dim)
+        features = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(waveform, features, name=name)

@@ -1,0 +1,131 @@
+"""Image feature extractors: a small CNN trained from scratch, or a pretrained keras-hub backbone.
+
+Augmentation uses `keras.layers` (the successor of keras-cv's augmentation layers): it is active only in
+training and is a no-op at inference.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+from keras import layers
+
+from mmkeras.data.synthetic import IMAGE_SIZE
+from mmkeras.encoders._checks import fraction, positive_int
+
+
+def build_conv_stack(
+    filters=(16, 32), name: str = "conv_stack", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), output_dim: int | None = None
+):
+    """A stack of `Conv2D(3x3) -> ReLU -> MaxPool(2)` blocks, then one vector per image.
+
+    Each block halves the height and width. With `output_dim=None` the last feature map
+    `(batch, h, w, filters[-1])` is averaged over space into `(batch, filters[-1])`: *what* is in the
+    picture, wherever it is. With an `output_dim` it is flattened and projected by a Dense layer instead,
+    which keeps *where* things are (the video encoder needs that to see motion).
+
+    Example:
+    >>> build_conv_stack((8, 16)).output_shape
+    (None, 16)
+    """
+    if not filters or any(isinstance(f, bool) or not isinstance(f, int) or f <= 0 for f in filters):
+        raise ValueError(f"`filters` must be a non-empty list of positive ints. Received: filters={filters!r}")
+    image = keras.Input(shape=input_shape, name="frame")
+    x = image
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)  # (batch, h, w, f)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)  # (batch, h/2, w/2, f)
+    if output_dim is None:
+        features = layers.GlobalAveragePooling2D(name="global_pool")(x)  # (batch, filters[-1])
+    else:
+        x = layers.Flatten(name="flatten")(x)  # (batch, h * w * filters[-1]): keeps positions
+        features = layers.Dense(positive_int("output_dim", output_dim), activation="relu", name="frame_features")(x)
+    return keras.Model(image, features, name=name)
+
+
+def build_image_encoder(
+    input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+    filters=(16, 32, 64),
+    output_dim: int = 64,
+    dropout: float = 0.1,
+    augment: bool = True,
+    name: str = "image_encoder",
+) -> keras.Model:
+    """Builds a small CNN image encoder: augmentation -> conv blocks -> global pooling -> Dense.
+
+    Each block computes `ReLU(W * x + b)` followed by 2x2 max pooling, so a 32x32 image shrinks to 4x4 after
+    three blocks; global average pooling then gives one value per filter, and
+    `features = ReLU(W_o pool(x) + b_o)`.
+
+    Args:
+        input_shape: tuple. `(height, width, channels)`, pixel values in [0, 1]. Defaults to `(32, 32, 3)`.
+        filters: tuple of int. Filters of each conv block. Defaults to `(16, 32, 64)`.
+        output_dim: int. Size of the feature vector. Defaults to `64`.
+        dropout: float. Dropout before the last Dense, in [0, 1). Defaults to `0.1`.
+        augment: bool. Random translation and zoom while training. Defaults to `True`.
+        name: str. The model's name. Defaults to `"image_encoder"`.
+
+    Returns:
+        A functional `keras.Model` with input `"image"` and output `(batch, output_dim)`.
+
+    Example:
+    >>> encoder = build_image_encoder()
+    >>> encoder(keras.ops.zeros((2, 32, 32, 3))).shape
+    TensorShape([2, 64])
+    """
+    positive_int("output_dim", output_dim)
+    fraction("dropout", dropout)
+    if len(tuple(input_shape)) != 3:
+        raise ValueError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}")
+    image = keras.Input(shape=tuple(input_shape), name="image")  # (batch, 32, 32, 3)
+    x = image
+    if augment:
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", name="random_translation")(x)
+        x = layers.RandomZoom(0.1, fill_mode="nearest", name="random_zoom")(x)
+    x = build_conv_stack(filters, name="conv_stack", input_shape=tuple(input_shape))(x)  # (batch, filters[-1])
+    x = layers.Dropout(dropout, name="dropout")(x)
+    features = layers.Dense(output_dim, activation="relu", name="image_features")(x)  # (batch, output_dim)
+    return keras.Model(image, features, name=name)
+
+
+def build_pretrained_image_encoder(
+    preset: str,
+    input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+    trainable: bool = False,
+    name: str = "pretrained_image_encoder",
+) -> keras.Model:
+    """Builds an image encoder on a pretrained keras-hub backbone (transfer learning, 迁移学习).
+
+    The preset's `ImageConverter` resizes the image to the backbone's size and normalises it exactly as in
+    pretraining; the backbone's output is pooled to one vector: the mean over space for a CNN
+    (`(batch, h, w, c) -> (batch, c)`), the mean over tokens for a ViT (`(batch, tokens, c) -> (batch, c)`).
+
+    Args:
+        preset: str. A keras-hub preset name such as `"resnet_18_imagenet"`, `"vgg_16_imagenet"` or
+            `"vit_base_patch16_224_imagenet"` (downloaded once, then cached), or a local preset folder.
+        input_shape: tuple. Shape of the images fed in, values in [0, 1]. Defaults to `(32, 32, 3)`.
+        trainable: bool. `False` (default) freezes the backbone: only what comes after it learns.
+        name: str. The model's name.
+
+    Returns:
+        A functional `keras.Model` with input `"image"` and output `(batch, channels)`.
+
+    Example:
+    >>> encoder = build_pretrained_image_encoder("resnet_18_imagenet")  # doctest: +SKIP (needs internet)
+    """
+    if not isinstance(preset, str) or not preset:
+        raise ValueError(f"`preset` must be a keras-hub preset name or folder. Received: preset={preset!r}")
+    backbone = keras_hub.models.Backbone.from_preset(preset)
+    converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    backbone.trainable = trainable
+    image = keras.Input(shape=tuple(input_shape), name="image")  # (batch, h, w, 3) in [0, 1]
+    pixels = layers.Rescaling(255.0, name="to_pixels")(image)  # the converter expects 0..255 pixel values
+    x = converter(pixels)  # (batch, H, W, 3): resized and normalised as the backbone was trained
+    x = backbone(x)  # (batch, h', w', c) for a CNN, (batch, tokens, c) for a ViT
+    if len(x.shape) == 4:
+        features = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    elif len(x.shape) == 3:
+        features = layers.GlobalAveragePooling1D(name="token_pool")(x)
+    else:
+        raise ValueError(f"The backbone of {preset!r} returns an unsupported shape. Received: shape={x.shape}")
+    return keras.Model(image, features, name=name)

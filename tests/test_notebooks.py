@@ -1,0 +1,67 @@
+"""Every course notebook runs top to bottom in smoke mode, and the committed outputs come from a real run.
+
+Committed notebooks carry the outputs of a full-mode run (`python tools/execute_notebooks.py NOTEBOOK`):
+their code cells were executed in order (execution counts 1, 2, 3, ...), none shows an error, and the setup
+cell printed `SMOKE = False`. Exercise solutions (`notebooks/solutions/*.py`) run in smoke mode too.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from mmkeras.testing import execute_notebook
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.py"))
+
+
+def _ids(paths):
+    return [p.name for p in paths]
+
+
+def test_the_course_has_its_notebooks():
+    names = [p.name[:2] for p in NOTEBOOKS]
+    assert names[:6] == ["00", "01", "02", "03", "04", "05"], names
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_in_smoke_mode(path):
+    execute_notebook(path, smoke=True, timeout=600)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_outputs_come_from_an_in_order_full_run(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"cells not run once, in order: {counts}"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"committed outputs contain errors: {[e.ename for e in errors]}"
+    printed = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "SMOKE = False" in printed, "outputs must come from a full-mode run (the setup cell prints SMOKE)"
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs), "a notebook shows plots"
+
+
+def test_notebooks_open_with_goals_and_close_with_recap_and_exercises():
+    for path in NOTEBOOKS:
+        markdown = [c.source.lower() for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+        assert "goals" in markdown[0] and "runtime" in markdown[0], path.name
+        text = "\n".join(markdown)
+        assert "recap" in text and "exercise" in text, path.name
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_exercise_solutions_run(path):
+    env = dict(os.environ, MMKERAS_SMOKE="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env,
+                          cwd=path.parent, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -1,0 +1,85 @@
+"""The main job: `mmkeras quickstart` end to end, its JSON, its determinism, and the fusion claim itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
+
+NAMES = ["text", "image", "audio", "video", "concat"]
+SMALL = QuickstartConfig(train_size=64, val_size=8, test_size=32, epochs=1, seed=0)
+
+
+def _cli(*args, env_extra=None, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "mmkeras", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+def test_cli_smoke_run_writes_json_and_plot_and_is_deterministic(tmp_path):
+    out = tmp_path / "r.json"
+    done = _cli("quickstart", "--json", str(out), "--out-dir", str(tmp_path / "plots"), "--quiet",
+                env_extra={"MMKERAS_SMOKE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert sorted(result["accuracy"]) == sorted(NAMES)
+    assert all(0.0 <= v <= 1.0 for v in result["accuracy"].values())
+    assert result["seconds"] > 0
+    assert (tmp_path / "plots" / "quickstart_accuracy.png").stat().st_size > 1000
+    assert "concat" in done.stdout and "test acc" in done.stdout
+    # The same seed in another process gives the same numbers.
+    again = run_quickstart(QuickstartConfig.smoke(seed=0), progress=False)
+    assert again["accuracy"] == result["accuracy"]
+
+
+def test_format_table_and_save_outputs(tmp_path):
+    result = {"accuracy": dict.fromkeys(NAMES, 0.5), "params": dict.fromkeys(NAMES, 10),
+              "train_seconds": dict.fromkeys(NAMES, 1.0), "seconds": 5.0, "config": {}}
+    table = format_table(result)
+    assert table.count("\n") == 6 and "text+image+audio+video" in table
+    written = save_outputs(result, tmp_path / "out", tmp_path / "r.json")
+    assert json.loads(written["json"].read_text())["accuracy"]["concat"] == 0.5
+    assert not list(tmp_path.glob("*.tmp")), "no temporary file left behind"
+
+
+def test_json_into_a_missing_folder_is_a_clear_error(tmp_path):
+    result = {"accuracy": {}, "seconds": 0.0}
+    with pytest.raises(ValueError, match="folder of --json does not exist"):
+        save_outputs(result, None, tmp_path / "missing" / "r.json")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["quickstart", "--epochs", "0"], "expected a positive integer, received '0'"),
+        (["quickstart", "--train-size", "many"], "expected a positive integer, received 'many'"),
+        (["quickstart", "--seed", "-1"], "seed=-1"),
+        (["download", "no-such-dataset"], "no-such-dataset"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_cli_bad_arguments(args, message, tmp_path):
+    done = _cli(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("train_size", -1), ("learning_rate", 0.0), ("seed", -2)])
+def test_config_bad_values(field, value):
+    with pytest.raises(ValueError, match=f"{field}="):
+        QuickstartConfig(**{field: value})
+
+
+def test_full_quickstart_fusion_beats_every_single_modality():
+    """The course's first claim, on the real default settings (about 90 s on 2 cores)."""
+    if os.environ.get("MMKERAS_SKIP_FULL") == "1":
+        pytest.skip("MMKERAS_SKIP_FULL=1")
+    result = run_quickstart(QuickstartConfig(), progress=False)
+    single = {k: v for k, v in result["accuracy"].items() if k != "concat"}
+    assert result["accuracy"]["concat"] >= 0.95, result["accuracy"]
+    assert max(single.values()) <= 0.75, result["accuracy"]
