@@ -65,15 +65,16 @@ def _quickstart(args) -> int:
     from mmkeras.config import is_smoke
     from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
 
-    base = QuickstartConfig.smoke(args.seed) if is_smoke() else QuickstartConfig(seed=args.seed)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
     try:
+        smoke = is_smoke()
+        base = QuickstartConfig.smoke(args.seed) if smoke else QuickstartConfig(seed=args.seed)
         config = dataclasses.replace(base, **overrides)
     except ValueError as error:
         print(f"mmkeras quickstart: error: {error}", file=sys.stderr)
         return 2
     print(f"mmkeras quickstart: {config.train_size} training samples, {config.epochs} epochs per model, "
-          f"seed {config.seed}{' (smoke mode)' if is_smoke() else ''}")
+          f"seed {config.seed}{' (smoke mode)' if smoke else ''}")
     results = run_quickstart(config, progress=not args.quiet)
     print(format_table(results))
     try:

@@ -83,3 +83,9 @@ def test_full_quickstart_fusion_beats_every_single_modality():
     single = {k: v for k, v in result["accuracy"].items() if k != "concat"}
     assert result["accuracy"]["concat"] >= 0.95, result["accuracy"]
     assert max(single.values()) <= 0.75, result["accuracy"]
+
+
+def test_cli_rejects_a_bad_smoke_switch(tmp_path):
+    done = _cli("quickstart", cwd=tmp_path, env_extra={"MMKERAS_SMOKE": "maybe"})
+    assert done.returncode == 2
+    assert "MMKERAS_SMOKE='maybe'" in done.stderr
