@@ -79,16 +79,16 @@ def fit_classifier(
     if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise ValueError(f"`learning_rate` must be a positive number. Received: learning_rate={learning_rate!r}")
     modalities = model_modalities(model)
-    keys = [label_keys] if isinstance(label_keys, str) else list(label_keys)
+    single = isinstance(label_keys, str)  # one head: plain loss and metric; several heads: one per name
     train_ds = to_dataset(train, modalities, label_keys, batch_size=batch_size, shuffle=True, seed=seed)
     val_ds = to_dataset(val, modalities, label_keys, batch_size=256) if val is not None else None
     # Cosine decay from `learning_rate` to 0 over the whole run: large steps first, fine ones at the end.
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(train_ds))
+    loss = "sparse_categorical_crossentropy"
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss={k: "sparse_categorical_crossentropy" for k in keys} if len(keys) > 1 or not isinstance(
-            label_keys, str) else "sparse_categorical_crossentropy",
-        metrics={k: ["accuracy"] for k in keys} if not isinstance(label_keys, str) else ["accuracy"],
+        loss=loss if single else dict.fromkeys(label_keys, loss),
+        metrics=["accuracy"] if single else {k: ["accuracy"] for k in label_keys},
         steps_per_execution=steps_per_execution,  # fewer Python round trips per epoch: faster on CPU
     )
     start = time.perf_counter()
