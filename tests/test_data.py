@@ -12,6 +12,7 @@ from mmkeras.data import (
     MultimodalData,
     load_splits,
     make_synthetic,
+    story_ceiling,
     synthetic,
     to_dataset,
 )
@@ -88,8 +89,7 @@ def _summaries(data):
     return {"image": image, "video": video, "audio": audio, "text": text}
 
 
-SEES = {"image": {"shape", "color"}, "video": {"shape", "direction"}, "audio": {"direction"},
-        "text": {"color", "direction"}}
+SEES = {m: set(attributes) for m, attributes in synthetic.OBSERVES.items()}
 
 
 def test_each_modality_reveals_only_its_own_attributes():
@@ -154,3 +154,21 @@ def test_select(sample):
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_story_ceiling():
+    data = make_synthetic(3000, seed=9)
+    single = {m: story_ceiling([m], data.meta) for m in MODALITIES}
+    assert 0.40 < single["image"] < 0.5 and 0.2 < single["audio"] < 0.26, single
+    assert max(single.values()) <= 0.5
+    assert story_ceiling(MODALITIES, data.meta) > 0.98
+    # text + audio never see the shape: at most 1/2.
+    assert story_ceiling(["text", "audio"], data.meta) <= 0.5
+    with pytest.raises(ValueError, match="attribute='size'"):
+        synthetic.delivered("size", ["image"], data.meta)
+
+
+def test_captions_read_well():
+    captions = make_synthetic(300, seed=2).features["text"]
+    assert not any(" a azure" in c or c.startswith("a azure") for c in captions)
+    assert any("an azure" in c for c in captions)

@@ -153,3 +153,12 @@ def test_bert_encoder_inside_a_fusion_classifier_round_trips(batch, tmp_path):
     testing.check_shapes(model, inputs, (8, 8))
     testing.check_save_load(model, inputs, tmp_path)
     testing.check_gradients(model, inputs)
+
+
+@pytest.mark.parametrize("modality", ["text", "image", "audio", "video"])
+def test_a_sample_gets_the_same_features_alone_or_in_a_batch(modality, batch):
+    encoder = build_encoder(modality)
+    together = keras.ops.convert_to_numpy(encoder(batch[modality], training=False))
+    for i in range(3):
+        alone = keras.ops.convert_to_numpy(encoder(batch[modality][i : i + 1], training=False))
+        np.testing.assert_allclose(alone[0], together[i], atol=1e-4)

@@ -37,6 +37,14 @@ SHAPES = ("circle", "cross")
 COLORS = ("red", "blue")
 DIRECTIONS = ("left", "right")
 CLASS_NAMES = tuple(f"{c} {s} {d}" for s in SHAPES for c in COLORS for d in DIRECTIONS)
+ATTRIBUTES = ("shape", "color", "direction")
+OBSERVES = {
+    "image": ("shape", "color"),
+    "video": ("shape", "direction"),
+    "audio": ("direction",),
+    "text": ("color", "direction"),
+}
+"""The generative story in one table: which attributes each modality observes."""
 LABEL_KEYS = ("label", "shape", "color", "direction")
 NUM_CLASSES = {"label": 8, "shape": 2, "color": 2, "direction": 2}
 
@@ -73,7 +81,7 @@ _RGB = (np.array([0.85, 0.15, 0.15]), np.array([0.15, 0.30, 0.85]))
 
 def _vocabulary() -> tuple[str, ...]:
     words = set()
-    for group in (_COLOR_WORDS[0], _COLOR_WORDS[1], _NEUTRAL_ADJECTIVES, _NOUNS, _VERBS, ("a",)):
+    for group in (_COLOR_WORDS[0], _COLOR_WORDS[1], _NEUTRAL_ADJECTIVES, _NOUNS, _VERBS, ("a", "an")):
         words.update(group)
     for group in (_DIRECTION_PHRASES[0], _DIRECTION_PHRASES[1], _NEUTRAL_PHRASES, _OPENERS):
         for phrase in group:
@@ -220,7 +228,8 @@ def _make_captions(rng, color_ids, direction_ids):
             color, direction = (1 - color, direction) if mislead_color[i] else (color, 1 - direction)
         adjective = _pick(rng, _NEUTRAL_ADJECTIVES) if omit_color[i] else _pick(rng, _COLOR_WORDS[color])
         where = _pick(rng, _NEUTRAL_PHRASES) if omit_direction[i] else _pick(rng, _DIRECTION_PHRASES[direction])
-        words = [_pick(rng, _OPENERS), "a", adjective, _pick(rng, _NOUNS), _pick(rng, _VERBS), where]
+        article = "an" if adjective[0] in "aeiou" else "a"
+        words = [_pick(rng, _OPENERS), article, adjective, _pick(rng, _NOUNS), _pick(rng, _VERBS), where]
         captions.append(" ".join(w for w in words if w))
     meta = {"text_omitted_color": omit_color, "text_omitted_direction": omit_direction, "text_misleading": misleading}
     return np.array(captions, dtype=object), meta
@@ -267,6 +276,42 @@ def make_synthetic(num_samples: int = 1000, seed: int = 0) -> MultimodalData:
     }
     meta = {f"{m}_failed": f for m, f in failed.items()} | text_meta
     return MultimodalData(features, labels, meta)
+
+
+def delivered(attribute: str, modalities, meta: dict) -> np.ndarray:
+    """Per sample, whether at least one of `modalities` observes `attribute` and worked on that sample.
+
+    A camera or microphone that failed delivers nothing; a caption that omitted the word delivers nothing
+    (a misleading word still counts as delivered: the model cannot tell it is wrong).
+
+    Returns:
+        A bool array `(n,)`.
+    """
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"`attribute` must be one of {ATTRIBUTES}. Received: attribute={attribute!r}")
+    n = len(meta["image_failed"])
+    ok = np.zeros(n, dtype=bool)
+    for modality in check_modalities(modalities):
+        if attribute in OBSERVES[modality]:
+            ok |= ~meta[f"text_omitted_{attribute}"] if modality == "text" else ~meta[f"{modality}_failed"]
+    return ok
+
+
+def story_ceiling(modalities, meta: dict) -> float:
+    """The best accuracy any model can expect from `modalities` on a split, from the generative story alone.
+
+    An attribute that no working modality delivers must be guessed (right half of the time), so a sample's
+    chance of being classified right is `prod_a (1 if delivered(a) else 1/2)`; the ceiling is its mean.
+
+    Example:
+    >>> data = make_synthetic(2000, seed=0)
+    >>> round(story_ceiling(["audio"], data.meta), 2)  # direction only: 2 of 8 classes told apart
+    0.23
+    """
+    chance_right = np.ones(len(meta["image_failed"]))
+    for attribute in ATTRIBUTES:
+        chance_right *= np.where(delivered(attribute, modalities, meta), 1.0, 0.5)
+    return float(chance_right.mean())
 
 
 def load_splits(train_size: int = 2000, val_size: int = 500, test_size: int = 1000, seed: int = 0) -> dict:

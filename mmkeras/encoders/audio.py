@@ -33,6 +33,10 @@ def build_audio_encoder(
     (LayerNormalization over the mel bands), then a GRU reads the frames in time order
     (`kind="rnn"`) or two conv blocks read the spectrogram as an image (`kind="cnn"`).
 
+    Note: Keras clips the dB values at 80 dB below the loudest value *of the batch* (`top_db`). The moving-toys
+    clips span about 60 dB, so a clip's features do not depend on its batch; a batch mixing digital silence
+    with loud clips would be clipped.
+
     Args:
         kind: str. `"rnn"` or `"cnn"`. Defaults to `"rnn"`.
         num_samples: int. Waveform length. Defaults to `4000` (0.5 s at 8 kHz).

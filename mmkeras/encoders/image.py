@@ -111,7 +111,8 @@ def build_pretrained_image_encoder(
         A functional `keras.Model` with input `"image"` and output `(batch, channels)`.
 
     Example:
-    >>> encoder = build_pretrained_image_encoder("resnet_18_imagenet")  # doctest: +SKIP (needs internet)
+    >>> # needs internet once (the preset is downloaded and cached); a local preset folder works offline
+    >>> encoder = build_pretrained_image_encoder("resnet_18_imagenet")  # doctest: +SKIP
     """
     if not isinstance(preset, str) or not preset:
         raise ValueError(f"`preset` must be a keras-hub preset name or folder. Received: preset={preset!r}")
