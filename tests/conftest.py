@@ -1,19 +1,22 @@
-"""Shared fixtures: a small deterministic split of the embedded dataset, and quiet TensorFlow."""
+"""Shared fixtures: a small deterministic split of the embedded dataset, and quiet TensorFlow.
+
+TensorFlow is imported inside the fixtures, not at the top: with `pytest -n 2` the controlling process then
+never loads it, and its start-up chatter stays out of the test report.
+"""
 
 from __future__ import annotations
 
 import os
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import pytest  # noqa: E402
-
-from mmkeras.data import make_synthetic  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _seed():
+    import keras
+
     keras.utils.set_random_seed(1234)
     yield
     keras.backend.clear_session()
@@ -22,6 +25,8 @@ def _seed():
 @pytest.fixture(scope="session")
 def tiny_data():
     """Eight samples of every modality, the same in every test."""
+    from mmkeras.data import make_synthetic
+
     return make_synthetic(8, seed=7)
 
 
