@@ -57,16 +57,12 @@ def plot_video_strip(video, title: str | None = None):
 def mel_spectrogram(waveform, sample_rate: int, fft_length: int = 256, hop_length: int = 128, num_mel_bins: int = 32):
     """The log-mel spectrogram `(mel_bins, frames)` in dB that the audio encoder computes, as NumPy.
 
-    It runs the same `keras.layers.MelSpectrogram` layer as `build_audio_encoder`, so the picture is exactly
-    what the model sees.
+    It runs the same layer as `build_audio_encoder` (`mmkeras.encoders.audio.mel_spectrogram_layer`), so the
+    picture is exactly what the model sees.
     """
-    import keras
+    from mmkeras.encoders.audio import mel_spectrogram_layer
 
-    layer = keras.layers.MelSpectrogram(
-        fft_length=fft_length, sequence_stride=hop_length, sequence_length=fft_length, window="hann",
-        sampling_rate=sample_rate, num_mel_bins=num_mel_bins, min_freq=20.0, max_freq=sample_rate / 2,
-        power_to_db=True,
-    )
+    layer = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)
     return np.asarray(layer(np.asarray(waveform, dtype="float32")[None]))[0]
 
 

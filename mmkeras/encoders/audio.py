@@ -13,6 +13,21 @@ from mmkeras.data.synthetic import AUDIO_LENGTH, SAMPLE_RATE
 from mmkeras.encoders._checks import choice, fraction, positive_int
 
 
+def mel_spectrogram_layer(
+    sample_rate: int = SAMPLE_RATE, fft_length: int = 256, hop_length: int = 128, num_mel_bins: int = 32
+) -> layers.MelSpectrogram:
+    """The log-mel front end of the audio encoder: Hann-windowed STFT, mel filter bank, power in dB.
+
+    Output: `(batch, num_mel_bins, frames)`. `mmkeras.viz.mel_spectrogram` draws with this same layer, so the
+    pictures show exactly what the encoder sees.
+    """
+    return layers.MelSpectrogram(
+        fft_length=fft_length, sequence_stride=hop_length, sequence_length=fft_length, window="hann",
+        sampling_rate=sample_rate, num_mel_bins=num_mel_bins, min_freq=20.0, max_freq=sample_rate / 2,
+        power_to_db=True, name="mel_spectrogram",
+    )
+
+
 def build_audio_encoder(
     kind: str = "rnn",
     num_samples: int = AUDIO_LENGTH,
@@ -67,11 +82,7 @@ def build_audio_encoder(
             f"`fft_length` must not exceed `num_samples`. Received: fft_length={fft_length}, num_samples={num_samples}"
         )
     waveform = keras.Input(shape=(num_samples,), name="audio")  # (batch, samples)
-    mel = layers.MelSpectrogram(
-        fft_length=fft_length, sequence_stride=hop_length, sequence_length=fft_length, window="hann",
-        sampling_rate=sample_rate, num_mel_bins=num_mel_bins, min_freq=20.0, max_freq=sample_rate / 2,
-        power_to_db=True, name="mel_spectrogram",
-    )(waveform)  # (batch, mel_bins, frames), in dB
+    mel = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)(waveform)  # (batch, mel, frames)
     frames = layers.Permute((2, 1), name="time_major")(mel)  # (batch, frames, mel_bins)
     frames = layers.LayerNormalization(name="frame_norm")(frames)  # each frame: zero mean, unit variance
     if kind == "rnn":
