@@ -2,43 +2,66 @@
 
 The course notebooks import from here; every reusable piece lives in one small module:
 
-    mmkeras.config      is_smoke(), seed_everything()
-    mmkeras.data        the embedded "moving toys" dataset, its tf.data pipeline, checksummed downloads
-    mmkeras.encoders    one feature extractor per modality (text, image, audio, video)
-    mmkeras.fusion      fusion layers (ConcatenationFusion first)
-    mmkeras.models      encoders + fusion + heads: build_fusion_classifier
-    mmkeras.training    fit_classifier / evaluate_classifier: one recipe for fair comparisons
+    mmkeras.config      is_smoke(), by_mode(), seed_everything()
+    mmkeras.data        DataSchema / MultimodalData for any dataset, the embedded "moving toys", tf.data,
+                        checksummed downloads
+    mmkeras.encoders    one feature extractor per kind of modality (text, image, audio, video, vector)
+    mmkeras.fusion      fusion layers and their contract (ConcatenationFusion first)
+    mmkeras.models      FusionClassifier: encoders + fusion + logits heads; build_fusion_classifier
+    mmkeras.training    fit_classifier / evaluate_classifier / train_and_evaluate
     mmkeras.metrics     confusion matrix, precision, recall, F1
     mmkeras.viz         the plots the notebooks show
     mmkeras.testing     the checks every layer and model must pass
     mmkeras.quickstart  the main job behind `mmkeras quickstart`
+
+`import mmkeras` is light: TensorFlow, Keras, keras-hub and matplotlib are imported the first time a name
+that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ...), so `mmkeras --help` and
+`mmkeras download --list` start at once and print nothing from TensorFlow.
 """
 
-from mmkeras import config, data, encoders, fusion, metrics, models, training, viz
-from mmkeras.config import is_smoke, seed_everything
-from mmkeras.data import load_splits, make_synthetic, to_dataset
-from mmkeras.fusion import ConcatenationFusion
-from mmkeras.models import build_fusion_classifier
-from mmkeras.training import evaluate_classifier, fit_classifier
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-__all__ = [
-    "ConcatenationFusion",
-    "build_fusion_classifier",
-    "config",
-    "data",
-    "encoders",
-    "evaluate_classifier",
-    "fit_classifier",
-    "fusion",
-    "is_smoke",
-    "load_splits",
-    "make_synthetic",
-    "metrics",
-    "models",
-    "seed_everything",
-    "to_dataset",
-    "training",
-    "viz",
-]
+__version__ = "0.2.0"
+
+_SUBMODULES = ("config", "data", "encoders", "fusion", "metrics", "models", "notebooks", "quickstart", "testing",
+               "training", "viz")
+_NAMES = {
+    "is_smoke": "config",
+    "by_mode": "config",
+    "seed_everything": "config",
+    "DataSchema": "data",
+    "LabelSpec": "data",
+    "ModalitySpec": "data",
+    "MultimodalData": "data",
+    "load_splits": "data",
+    "make_synthetic": "data",
+    "to_dataset": "data",
+    "ConcatenationFusion": "fusion",
+    "FusionClassifier": "models",
+    "build_fusion_classifier": "models",
+    "evaluate_classifier": "training",
+    "fit_classifier": "training",
+    "predict_classes": "training",
+    "predict_proba": "training",
+    "train_and_evaluate": "training",
+}
+
+__all__ = sorted(_SUBMODULES + tuple(_NAMES))
+
+
+def __getattr__(name):
+    """Imports a submodule, or the module that defines a top-level name, on first use (PEP 562)."""
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"mmkeras.{name}")
+    elif name in _NAMES:
+        module = getattr(importlib.import_module(f"mmkeras.{_NAMES[name]}"), name)
+    else:
+        raise AttributeError(f"module 'mmkeras' has no attribute {name!r}")
+    globals()[name] = module
+    return module
+
+
+def __dir__():
+    return __all__

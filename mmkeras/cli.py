@@ -1,10 +1,21 @@
-"""The `mmkeras` command: `mmkeras quickstart`, `mmkeras download`, `mmkeras datasets`."""
+"""The `mmkeras` command: `mmkeras quickstart` and `mmkeras download`.
+
+`data_scripts/download.py` is this same `download` command (it calls `main(["download", ...])`), so the two
+take the same flags and return the same exit codes:
+
+    0  done;   1  the download, the checksum or the extraction failed;   2  bad usage (unknown dataset, bad flag).
+
+Only `mmkeras quickstart` imports TensorFlow; `--help` and `download` never do.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _positive_int(text: str) -> int:
@@ -17,7 +28,44 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
+    return value
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `mmkeras download` (and of `data_scripts/download.py`, which is the same command)."""
+    parser.add_argument("name", nargs="?", help="dataset to download (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the registered datasets and exit")
+    parser.add_argument("--print-hash", metavar="FILE", help="print the sha256 and size of FILE and exit")
+    parser.add_argument("--data-dir", help="data directory (default: $MMKERAS_DATA_DIR, else ~/.mmkeras/datasets)")
+    parser.add_argument("--mirror", help="base URL serving the same file names (default: $MMKERAS_MIRROR)")
+    parser.add_argument("--timeout", type=_positive_float, default=30.0,
+                        help="seconds a stalled connection may wait (default: 30)")
+    parser.add_argument("--retries", type=_non_negative_int, default=3,
+                        help="retries on connection errors, timeouts and HTTP 5xx (default: 3)")
+    parser.add_argument("--no-extract", action="store_true", help="keep the archive, do not extract it")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="download a dataset whose sha256 is not recorded yet (prints the hash to record)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmkeras", description="Multimodal deep learning with Keras 3: the course.")
     commands = parser.add_subparsers(dest="command", required=True)
     quick = commands.add_parser("quickstart", help="train each modality alone and all four fused; compare")
@@ -29,39 +77,72 @@ def _parser() -> argparse.ArgumentParser:
     quick.add_argument("--train-size", type=_positive_int, help="training samples (default: 3000)")
     quick.add_argument("--quiet", action="store_true", help="no progress bar")
     download = commands.add_parser("download", help="download, verify and extract a registered real dataset")
-    download.add_argument("name", help="dataset name (see `mmkeras datasets`)")
-    download.add_argument("--data-dir", help="where datasets live (default: $MMKERAS_DATA_DIR or ~/.mmkeras/datasets)")
-    download.add_argument("--mirror", help="base URL of a mirror serving the same file names")
-    commands.add_parser("datasets", help="list the registered real datasets")
+    add_download_arguments(download)
     return parser
+
+
+def list_datasets() -> str:
+    """One line per registered dataset: name, size, licence, verification status, URL."""
+    from mmkeras.data.registry import REGISTRY
+
+    lines = []
+    for name in sorted(REGISTRY):
+        spec = REGISTRY[name]
+        size = f"{spec.size_bytes / 2**20:.1f} MiB" if spec.size_bytes else "size unknown"
+        checked = "sha256 recorded" if spec.sha256 else "sha256 NOT recorded"
+        lines.append(f"{name:8s} {size:>13s}  {spec.license:14s} {checked:20s} {spec.url}")
+    return "\n".join(lines)
+
+
+def run_download(args, prog: str = "mmkeras download") -> int:
+    """The `download` command on parsed arguments; returns the exit code."""
+    from mmkeras.data.download import DownloadError, download, file_sha256, resolve_data_dir
+    from mmkeras.data.registry import REGISTRY
+
+    def usage(message: str) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if args.list:
+        print(list_datasets())
+        return EXIT_OK
+    if args.print_hash:
+        path = pathlib.Path(args.print_hash).expanduser()
+        if not path.is_file():
+            return usage(f"--print-hash needs an existing file. Received: {args.print_hash!r}")
+        print(f"{file_sha256(path)}  {path.stat().st_size}  {path}")
+        return EXIT_OK
+    if not args.name:
+        return usage("give a dataset NAME, or --list, or --print-hash FILE")
+    if args.name not in REGISTRY:
+        return usage(f"unknown dataset. Expected one of {sorted(REGISTRY)}. Received: {args.name!r}")
+    spec = REGISTRY[args.name]
+    try:
+        path = download(spec, data_dir=args.data_dir, base_url=args.mirror, timeout=args.timeout,
+                        retries=args.retries, progress=not args.quiet, extract=not args.no_extract,
+                        allow_unverified=args.allow_unverified)
+    except DownloadError as error:
+        print(f"{prog}: failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as error:
+        return usage(str(error))
+    print(f"{spec.name}: verified and ready at {path}")
+    print(f"(data directory: {resolve_data_dir(args.data_dir)}; licence: {spec.license})")
+    return EXIT_OK
 
 
 def main(argv=None) -> int:
     """Entry point of the `mmkeras` console script and of `python -m mmkeras`."""
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
-    if args.command == "quickstart":
-        return _quickstart(args)
-    if args.command == "datasets":
-        from mmkeras.data.registry import REGISTRY
-
-        for spec in REGISTRY.values():
-            print(f"{spec.name:<8} {spec.description}")
-        return 0
-    from mmkeras.data.download import DownloadError, download
-
-    try:
-        path = download(args.name, data_dir=args.data_dir, base_url=args.mirror)
-    except (ValueError, DownloadError) as error:
-        print(f"mmkeras download: error: {error}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    args = build_parser().parse_args(argv)
+    if args.command == "download":
+        return run_download(args)
+    return _quickstart(args)
 
 
 def _quickstart(args) -> int:
     import dataclasses
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: fewer C++ notes
     from mmkeras.config import is_smoke
     from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
 
@@ -72,7 +153,7 @@ def _quickstart(args) -> int:
         config = dataclasses.replace(base, **overrides)
     except ValueError as error:
         print(f"mmkeras quickstart: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"mmkeras quickstart: {config.train_size} training samples, {config.epochs} epochs per model, "
           f"seed {config.seed}{' (smoke mode)' if smoke else ''}")
     results = run_quickstart(config, progress=not args.quiet)
@@ -81,10 +162,10 @@ def _quickstart(args) -> int:
         written = save_outputs(results, None if args.no_plot else args.out_dir, args.json)
     except (ValueError, OSError) as error:
         print(f"mmkeras quickstart: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for kind, path in written.items():
         print(f"{kind} written to {path}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

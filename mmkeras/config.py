@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import keras
-
 SMOKE_ENV = "MMKERAS_SMOKE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -50,6 +48,20 @@ def seed_everything(seed: int = 0) -> None:
     Example:
     >>> seed_everything(42)
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
-    keras.utils.set_random_seed(seed)
+    import keras  # imported here so that `import mmkeras` stays light
+
+    from mmkeras._validation import check_int
+
+    keras.utils.set_random_seed(check_int("seed", seed, minimum=0))
+
+
+def by_mode(full, smoke):
+    """`smoke` in smoke mode (`MMKERAS_SMOKE=1`), else `full`: one line for every size and epoch count.
+
+    Example:
+    >>> import os
+    >>> os.environ["MMKERAS_SMOKE"] = "1"
+    >>> by_mode(full=3000, smoke=128)
+    128
+    """
+    return smoke if is_smoke() else full

@@ -1,8 +1,13 @@
-"""Assemble encoders, a fusion layer and classification heads into one functional model.
+"""Task models: encoders + a fusion layer + named heads that return logits.
 
-`build_fusion_classifier({"text": text_encoder, "image": image_encoder})` gives the concatenation model;
-`build_fusion_classifier({"audio": audio_encoder})` the unimodal audio baseline: one builder for both, so the
-comparison in the quickstart and notebook 05 differs only in which modalities go in.
+`FusionClassifier` is built the way keras-hub builds its task models (`TextClassifier` around a backbone):
+the pieces are passed in, the model is a functional graph over them, the heads return logits in float32, and
+`compile()` has defaults that know it (`from_logits=True`, one loss and one accuracy per head).
+
+    inputs {modality: x_m} -> encoder_m -> z_m -> fusion([z_1, ..., z_M]) -> H -> head_k(H) = logits_k
+
+`build_fusion_classifier(data)` is the short form: it builds a default encoder for every modality of a
+dataset (any names, any shapes) and the default concatenation fusion.
 """
 
 from __future__ import annotations
@@ -10,80 +15,229 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mmkeras.data.synthetic import INPUT_SPECS, MODALITIES, NUM_CLASSES, check_modalities
-from mmkeras.encoders import build_encoder
-from mmkeras.fusion import ConcatenationFusion
+from mmkeras._validation import check_fraction, check_int, check_name
 
 
-def _input_for(modality: str, encoder: keras.Model):
-    """A `keras.Input` named after the modality, shaped like the encoder's input (or the dataset's)."""
+def _input_for(modality: str, encoder) -> keras.KerasTensor:
+    """A `keras.Input` named after the modality, shaped like the encoder's input."""
     try:
-        specs = encoder.inputs  # functional models know their input; subclassed ones may not
+        specs = encoder.inputs  # functional models know their input; subclassed ones do not
     except (AttributeError, ValueError):
         specs = None
     if specs:
         if len(specs) != 1:
             raise ValueError(f"encoders[{modality!r}] must take one input. Received: {len(specs)} inputs")
         shape, dtype = tuple(specs[0].shape[1:]), specs[0].dtype
+    elif getattr(encoder, "input_signature", None) is not None:
+        shape, dtype = encoder.input_signature
     else:
-        shape, dtype = INPUT_SPECS[modality]
+        raise ValueError(f"Cannot tell the input shape of encoders[{modality!r}] ({type(encoder).__name__}): give it "
+                         "a functional graph or an `input_signature = (shape, dtype)` attribute.")
     return keras.Input(shape=shape, dtype=dtype, name=modality)
+
+
+def _check_heads(heads) -> dict:
+    if isinstance(heads, dict) and heads:
+        return {check_name("heads key", name): check_int(f"heads[{name!r}]", classes, minimum=2)
+                for name, classes in heads.items()}
+    raise ValueError(f"`heads` must be a non-empty dict {{head name: number of classes}}, e.g. {{'label': 8}}. "
+                     f"Received: heads={heads!r}")
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class FusionClassifier(keras.Model):
+    """A multimodal classifier: one encoder per modality, a fusion layer, and one logits head per label.
+
+    For features `z_m = encoder_m(x_m)` (vectors, or sequences with their padding masks),
+    `H = fusion([z_1, ..., z_M])` and, for every head k, `logits_k = V_k H + c_k`, so that
+    `p_k(y | x) = softmax(logits_k)`. The heads compute in float32 even under a `mixed_float16` policy.
+
+    Args:
+        encoders: dict `{modality: keras.Model}`. Each model takes one input (named after its modality in
+            this model) and returns `(batch, d)`, or `{"sequence": (batch, steps, d), "padding_mask": ...}`.
+        heads: dict `{name: num_classes}`. Defaults to `{"label": 8}`, the moving toys' class label.
+        fusion: keras Layer, str or None. A fusion layer following `mmkeras.fusion.base`'s contract, or a
+            name from `mmkeras.fusion.FUSIONS`. `None` builds `ConcatenationFusion(hidden_dim,
+            dropout=dropout)`. Defaults to `None`.
+        hidden_dim: int. Output size of the default fusion. Defaults to `64`.
+        dropout: float. Dropout of the default fusion, on the concatenated features. Defaults to `0.2`.
+        **kwargs: passed on to `keras.Model` (e.g. `name`).
+
+    Outputs: the logits `(batch, num_classes)` of the single head, or a dict `{head: logits}` for several.
+
+    Example:
+    >>> from mmkeras.encoders import build_audio_encoder, build_image_encoder
+    >>> model = FusionClassifier({"image": build_image_encoder(), "audio": build_audio_encoder()},
+    ...                          heads={"label": 8, "shape": 2})
+    >>> sorted(model.output)
+    ['label', 'shape']
+    >>> model.compile()  # Adam, cross-entropy on logits and accuracy for every head
+    """
+
+    def __init__(self, encoders, heads=None, fusion=None, hidden_dim=64, dropout=0.2, **kwargs):
+        from mmkeras.fusion import ConcatenationFusion, get_fusion
+
+        if not isinstance(encoders, dict) or not encoders:
+            raise ValueError(f"`encoders` must be a non-empty dict {{modality: keras.Model}}. "
+                             f"Received: encoders={encoders!r}")
+        for modality, encoder in encoders.items():
+            check_name("encoders key", modality)
+            if not isinstance(encoder, keras.Model):
+                raise ValueError(f"encoders[{modality!r}] must be a keras.Model. Received: {encoder!r}")
+        heads = _check_heads({"label": 8} if heads is None else heads)
+        hidden_dim, dropout = check_int("hidden_dim", hidden_dim), check_fraction("dropout", dropout)
+        if fusion is None:
+            fusion = ConcatenationFusion(hidden_dim, dropout=dropout, name="fusion")
+        else:
+            fusion = get_fusion(fusion)
+
+        # === Functional graph ===
+        inputs, features, masks = {}, [], []
+        for modality, encoder in encoders.items():
+            inputs[modality] = _input_for(modality, encoder)
+            z = encoder(inputs[modality])  # (batch, d_m), or a sequence with its padding mask
+            if isinstance(z, dict):
+                features.append(z["sequence"])  # (batch, steps, d_m)
+                masks.append(z.get("padding_mask"))  # (batch, steps)
+            else:
+                features.append(z)
+                masks.append(None)
+        fused = fusion(features, padding_masks=masks) if any(m is not None for m in masks) else fusion(features)
+        head_layers = {name: layers.Dense(classes, dtype="float32", name=name) for name, classes in heads.items()}
+        outputs = {name: head(fused) for name, head in head_layers.items()}  # logits, float32
+        if len(outputs) == 1:
+            outputs = next(iter(outputs.values()))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.encoders = dict(encoders)
+        self.fusion = fusion
+        self.heads = heads
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.encoders)
+
+    @property
+    def head_names(self) -> tuple[str, ...]:
+        return tuple(self.heads)
+
+    def label_keys(self):
+        """What `mmkeras.data.to_dataset(label_keys=...)` must yield for this model: one name, or a tuple."""
+        return self.head_names[0] if len(self.heads) == 1 else self.head_names
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", loss_weights=None, **kwargs):
+        """Configures training, with defaults that know the heads return logits.
+
+        Args:
+            optimizer: `"auto"` (Adam with step size 5e-3) or any Keras optimizer.
+            loss: `"auto"` (sparse categorical cross-entropy on logits, `-log softmax(logits)[y]`, for every
+                head) or any Keras loss (a dict per head for several).
+            metrics: `"auto"` (accuracy for every head) or any Keras metrics.
+            loss_weights: None or dict `{head: weight}`: the total loss is `sum_k w_k L_k`.
+            **kwargs: passed on to `keras.Model.compile` (e.g. `steps_per_execution`).
+        """
+        single = len(self.heads) == 1
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(5e-3)
+        if loss == "auto":
+            def cross_entropy():
+                return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+            loss = cross_entropy() if single else {name: cross_entropy() for name in self.heads}
+        if metrics == "auto":
+            def accuracy():
+                return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+            metrics = accuracy() if single else {name: accuracy() for name in self.heads}
+        if loss_weights is not None:
+            if not isinstance(loss_weights, dict) or set(loss_weights) - set(self.heads):
+                raise ValueError(f"`loss_weights` must be a dict keyed by head names {self.head_names}. "
+                                 f"Received: loss_weights={loss_weights!r}")
+            loss_weights = {name: float(loss_weights.get(name, 1.0)) for name in self.heads}
+            if single:
+                loss_weights = next(iter(loss_weights.values()))
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restores the compile settings of a saved model (`keras.saving.load_model` calls it)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # so that the saved optimizer state loads
+
+    def get_config(self):
+        # Like keras-hub's tasks: the constructor's arguments, not the functional graph.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoders": {m: keras.saving.serialize_keras_object(e) for m, e in self.encoders.items()},
+            "heads": dict(self.heads),
+            "fusion": keras.saving.serialize_keras_object(self.fusion),
+            "hidden_dim": self.hidden_dim,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoders"] = {m: keras.saving.deserialize_keras_object(e) for m, e in config["encoders"].items()}
+        config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
+        return cls(**config)
 
 
 def build_fusion_classifier(
     encoders,
-    num_classes: int = NUM_CLASSES["label"],
+    num_classes: int | None = None,
     hidden_dim: int = 64,
     dropout: float = 0.2,
     aux_heads: dict | None = None,
+    fusion=None,
     name: str | None = None,
-) -> keras.Model:
-    """Builds `inputs -> encoder per modality -> ConcatenationFusion -> softmax head(s)`.
-
-    With features `z_m = encoder_m(x_m)`: `H = ReLU(W [z_1; ...; z_M] + b)` and
-    `p(y | x) = softmax(V H + c)`.
+    **encoder_overrides,
+) -> FusionClassifier:
+    """The short form: default encoders for a dataset's modalities, concatenation fusion, logits heads.
 
     Args:
-        encoders: dict `{modality: keras.Model}` (each model's single input is named after the modality), or
-            a list of modality names, which builds each modality's default encoder.
-        num_classes: int. Classes of the main `"label"` head. Defaults to `8`.
+        encoders: what to encode. A `MultimodalData` (the training split: its schema gives modality names,
+            shapes and labels; its captions teach a text encoder its vocabulary), a list of modality names of
+            the moving toys (`["image", "audio"]`), or a dict `{modality: keras.Model}` of your own encoders.
+        num_classes: int or None. Classes of the main head `"label"`. `None` takes the schema's first label
+            (with data) or the toys' 8.
         hidden_dim: int. Size of the fused representation `H`. Defaults to `64`.
         dropout: float. Dropout on the concatenated features. Defaults to `0.2`.
-        aux_heads: dict or None. Extra heads `{name: num_classes}`, e.g. `{"shape": 2, "color": 2}`; the
-            model then returns a dict of outputs named `"label"` and each auxiliary name.
+        aux_heads: dict or None. Extra heads `{name: num_classes}`, e.g. `{"shape": 2, "color": 2}`.
+        fusion: keras Layer, str or None. Replaces the default concatenation (see `FusionClassifier`).
         name: str or None. The model's name; defaults to the modalities joined by `"_"`.
+        **encoder_overrides: per-modality arguments of the default encoders, e.g. `audio={"kind": "cnn"}`.
 
     Returns:
-        A functional `keras.Model` whose inputs are a dict keyed by modality and whose output is the
-        `(batch, num_classes)` class probabilities `"label"` (or a dict of them with `aux_heads`).
+        A `FusionClassifier` whose inputs are a dict keyed by modality and whose output is the logits of the
+        label head (a dict of logits with `aux_heads`).
 
     Example:
     >>> model = build_fusion_classifier(["image", "audio"])
-    >>> sorted(model.input)
-    ['audio', 'image']
+    >>> sorted(model.input), model.output.shape
+    (['audio', 'image'], (None, 8))
     """
-    if isinstance(encoders, (list, tuple, str)):
-        encoders = {m: build_encoder(m) for m in check_modalities(encoders)}
-    if not isinstance(encoders, dict) or not encoders:
-        raise ValueError(f"`encoders` must be a non-empty dict {{modality: model}}. Received: encoders={encoders!r}")
-    check_modalities(list(encoders))
-    for modality, encoder in encoders.items():
-        if not isinstance(encoder, keras.Model):
-            raise ValueError(f"encoders[{modality!r}] must be a keras.Model. Received: {encoder!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}")
-    heads = {"label": num_classes} | dict(aux_heads or {})
-    for classes in heads.values():
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-            raise ValueError(f"`aux_heads` values must be ints >= 2. Received: aux_heads={aux_heads!r}")
+    from mmkeras.data.schema import MultimodalData
+    from mmkeras.data.synthetic import SCHEMA
+    from mmkeras.encoders import build_encoders
 
-    order = [m for m in MODALITIES if m in encoders]
-    inputs, features = {}, []
-    for modality in order:
-        inputs[modality] = _input_for(modality, encoders[modality])
-        features.append(encoders[modality](inputs[modality]))  # (batch, d_m)
-    fused = ConcatenationFusion(hidden_dim, dropout=dropout, name="fusion")(features)  # (batch, hidden_dim)
-    outputs = {h: layers.Dense(c, activation="softmax", name=h)(fused) for h, c in heads.items()}
-    if not aux_heads:
-        outputs = outputs["label"]
-    return keras.Model(inputs, outputs, name=name or "_".join(order))
+    main_head = "label"
+    if isinstance(encoders, MultimodalData):
+        if num_classes is None and encoders.schema.labels:
+            main_head, num_classes = encoders.schema.labels[0].name, encoders.schema.labels[0].num_classes
+        encoders = build_encoders(encoders, **encoder_overrides)
+    elif isinstance(encoders, (list, tuple, str)):
+        encoders = build_encoders(SCHEMA, SCHEMA.select_modalities(encoders), **encoder_overrides)
+    elif encoder_overrides:
+        raise ValueError(f"Encoder arguments apply to default encoders only; these are yours. "
+                         f"Received: {sorted(encoder_overrides)}")
+    if not isinstance(encoders, dict) or not encoders:
+        raise ValueError(f"`encoders` must be a MultimodalData, a list of modality names or a non-empty dict "
+                         f"{{modality: model}}. Received: encoders={encoders!r}")
+    heads = {main_head: 8 if num_classes is None else num_classes} | dict(aux_heads or {})
+    return FusionClassifier(encoders, heads=heads, fusion=fusion, hidden_dim=hidden_dim, dropout=dropout,
+                            name=name or "_".join(encoders))

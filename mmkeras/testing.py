@@ -7,7 +7,11 @@ The tests call these on each encoder, fusion layer and classifier:
 * `check_save_load`: a `.keras` file written by `model.save` loads back *without* `custom_objects` and gives
   the same outputs;
 * `check_gradients`: every trainable weight receives a non-zero gradient;
-* `check_loss_decreases`: a few optimizer steps on one small batch lower the loss.
+* `check_loss_decreases`: a few optimizer steps on one small batch lower the loss;
+* `check_mixed_precision`: a layer built with `dtype="mixed_float16"` computes and returns float16.
+
+`save_tiny_preset` writes a tiny, randomly initialised keras-hub preset folder (BERT, ResNet or ViT) exactly
+as `save_to_preset` writes a real one, so that preset loading is tested offline; the notebooks use it too.
 
 They use TensorFlow's `GradientTape` (this course runs Keras 3 on the TensorFlow backend).
 """
@@ -87,72 +91,113 @@ def check_save_load(model: keras.Model, inputs, directory=None, atol: float = 1e
     return loaded
 
 
-def check_gradients(model: keras.Model, inputs, seed: int = 0) -> None:
-    """Every trainable weight receives a non-zero gradient of a random projection of the outputs."""
+def check_gradients(model: keras.Model, inputs, seed: int = 0, unused=()) -> None:
+    """Every trainable weight receives a non-zero gradient of a random projection of the outputs.
+
+    `unused` lists path fragments of weights that the outputs do not depend on by design (e.g. BERT's pooler
+    when the encoder returns the token sequence).
+    """
     rng = np.random.default_rng(seed)
     with tf.GradientTape() as tape:
         outputs = model(inputs, training=True)
         flat = outputs.values() if isinstance(outputs, dict) else [outputs]
+        flat = [tf.cast(o, "float32") for o in flat if o.dtype.is_floating]  # a padding mask has no gradient
         loss = sum(tf.reduce_sum(o * rng.normal(size=o.shape).astype("float32")) for o in flat)
     weights = model.trainable_weights
     assert weights, f"{model.name} has no trainable weights"
     grads = tape.gradient(loss, weights)
     missing = [w.path for w, g in zip(weights, grads)
-               if g is None or not np.any(keras.ops.convert_to_numpy(tf.convert_to_tensor(g)))]
+               if (g is None or not np.any(keras.ops.convert_to_numpy(tf.convert_to_tensor(g))))
+               and not any(fragment in w.path for fragment in unused)]
     assert not missing, f"weights without gradient: {missing}"
 
 
 def check_loss_decreases(model: keras.Model, inputs, targets, steps: int = 8, learning_rate: float = 1e-2) -> tuple:
     """Trains on one batch for `steps` steps; the loss after must be below the loss before.
 
+    The model returns logits (one tensor, or a dict of them with `targets` a dict too).
     Returns `(loss_before, loss_after)`.
     """
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
-    before = float(model.evaluate(inputs, targets, verbose=0))
+    def loss():
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    losses = {k: loss() for k in model.output} if isinstance(model.output, dict) else loss()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses)
+    def total():
+        value = model.evaluate(inputs, targets, verbose=0)
+        return float(value[0] if isinstance(value, list) else value)
+
+    before = total()
     for _ in range(steps):
         model.train_on_batch(inputs, targets)
-    after = float(model.evaluate(inputs, targets, verbose=0))
+    after = total()
     assert after < before, f"loss did not decrease: {before:.4f} -> {after:.4f}"
     return before, after
 
 
-def execute_notebook(path, smoke: bool = True, timeout: int = 600, write: bool = False):
-    """Runs a notebook top to bottom on a fresh kernel, as a learner would, and returns it.
+def check_mixed_precision(make_layer, inputs) -> None:
+    """A layer made with `dtype="mixed_float16"` computes in float16 and returns float16, as Keras layers do.
 
     Args:
-        path: str or Path. The `.ipynb` file; it runs with its own folder as the working directory.
-        smoke: bool. Set `MMKERAS_SMOKE=1` (tiny data, one epoch) for the kernel. Defaults to `True`.
-        timeout: int. Seconds one cell may take. Defaults to `600`.
-        write: bool. Save the executed notebook (with its outputs) back to `path`. Defaults to `False`.
-
-    Raises:
-        nbclient.exceptions.CellExecutionError: a cell raised; the message shows the cell and the traceback.
+        make_layer: function `dtype -> layer`.
+        inputs: what the layer is called on (float32 tensors; the layer casts them itself).
     """
-    import os
-    import sys
+    layer = make_layer("mixed_float16")
+    outputs = layer(inputs)
+    flat = outputs.values() if isinstance(outputs, dict) else [outputs]
+    dtypes = [keras.backend.standardize_dtype(o.dtype) for o in flat]
+    assert all(d == "float16" for d in dtypes), f"outputs under mixed_float16 are {dtypes}, not float16"
+    variables = [keras.backend.standardize_dtype(w.dtype) for w in layer.weights]
+    assert all(d == "float32" for d in variables), f"variables under mixed_float16 are {variables}, not float32"
 
-    import nbclient
-    import nbformat
 
-    path = pathlib.Path(path)
-    notebook = nbformat.read(path, as_version=4)
-    saved = {k: os.environ.get(k) for k in ("MMKERAS_SMOKE", "PATH", "TF_CPP_MIN_LOG_LEVEL", "MPLBACKEND")}
-    # The kernel is started as `python -m ipykernel_launcher`: put this interpreter first on PATH so that it
-    # runs in the same environment as the caller, not whatever `python` the machine has.
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    os.environ["MMKERAS_SMOKE"] = "1" if smoke else "0"
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    os.environ.pop("MPLBACKEND", None)
-    try:
-        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                         resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    if write:
-        nbformat.write(notebook, path)
-    return notebook
+TINY_PRESETS = ("bert", "resnet", "vit")
+
+
+def save_tiny_preset(kind: str, folder, vocabulary=None):
+    """Saves a tiny, randomly initialised keras-hub model as a preset folder; returns its backbone.
+
+    The folder has the same layout as a downloaded preset (`config.json`, weights, tokenizer or image
+    converter), so `from_preset(folder)` loads it offline: a stand-in for `"bert_tiny_en_uncased"`,
+    `"resnet_18_imagenet"` or `"vit_base_patch16_224_imagenet"` while learning the plumbing.
+
+    Args:
+        kind: str. `"bert"`, `"resnet"` or `"vit"`.
+        folder: str or Path. Where to write the preset.
+        vocabulary: list of str. The words of the tiny BERT (required for `"bert"`).
+
+    Example:
+    >>> import tempfile
+    >>> backbone = save_tiny_preset("vit", tempfile.mkdtemp())
+    >>> backbone.hidden_dim
+    16
+    """
+    import keras_hub
+
+    from mmkeras._validation import check_choice
+
+    check_choice("kind", kind, TINY_PRESETS)
+    folder = str(folder)
+    if kind == "bert":
+        from mmkeras.encoders.text import build_bert_text_encoder
+
+        encoder = build_bert_text_encoder(vocabulary=vocabulary, sequence_length=16)
+        backbone, preprocessor = encoder.backbone, encoder.preprocessor
+        backbone.save_to_preset(folder)
+        preprocessor.save_to_preset(folder)
+        return backbone
+    if kind == "resnet":
+        backbone = keras_hub.models.ResNetBackbone(
+            input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16],
+            stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+            use_pre_activation=False, image_shape=(None, None, 3),
+        )
+        converter = keras_hub.layers.ResNetImageConverter(image_size=(32, 32), scale=1 / 255.0)
+    else:
+        backbone = keras_hub.models.ViTBackbone(
+            image_shape=(32, 32, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
+        )
+        converter = keras_hub.layers.ViTImageConverter(image_size=(32, 32), scale=1 / 255.0)
+    backbone.save_to_preset(folder)
+    converter.save_to_preset(folder)
+    return backbone

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 
 from mmkeras.data import (
+    attribute_accuracy,
+    attributes_of,
+    caption_reader_accuracy,
     CLASS_NAMES,
     MODALITIES,
     VOCABULARY,
+    OBSERVES,
     MultimodalData,
+    delivered,
     load_splits,
     make_synthetic,
     story_ceiling,
@@ -89,7 +94,7 @@ def _summaries(data):
     return {"image": image, "video": video, "audio": audio, "text": text}
 
 
-SEES = {m: set(attributes) for m, attributes in synthetic.OBSERVES.items()}
+SEES = {m: set(attributes) for m, attributes in OBSERVES.items()}
 
 
 def test_each_modality_reveals_only_its_own_attributes():
@@ -148,7 +153,8 @@ def test_select(sample):
         (lambda: to_dataset(make_synthetic(4), modalities=[]), r"non-empty"),
         (lambda: to_dataset(make_synthetic(4), batch_size=0), r"batch_size=0"),
         (lambda: to_dataset(make_synthetic(4), label_keys="size"), r"label_keys='size'"),
-        (lambda: to_dataset({"image": 1}), r"MultimodalData"),
+        (lambda: to_dataset({"image": 1}), r"MultimodalData or a pair"),
+        (lambda: to_dataset(({"a": np.ones((3, 2))}, {"y": np.array([0, 1])})), r"same number of samples"),
     ],
 )
 def test_bad_arguments_raise(call, match):
@@ -165,10 +171,26 @@ def test_story_ceiling():
     # text + audio never see the shape: at most 1/2.
     assert story_ceiling(["text", "audio"], data.meta) <= 0.5
     with pytest.raises(ValueError, match="attribute='size'"):
-        synthetic.delivered("size", ["image"], data.meta)
+        delivered("size", ["image"], data.meta)
 
 
 def test_captions_read_well():
     captions = make_synthetic(300, seed=2).features["text"]
     assert not any(" a azure" in c or c.startswith("a azure") for c in captions)
     assert any("an azure" in c for c in captions)
+
+
+def test_story_helpers():
+    data = make_synthetic(2000, seed=3)
+    assert story_ceiling(["text"], data.meta) > caption_reader_accuracy(data.meta) > 0.4
+    attributes = attributes_of(data.labels["label"])
+    for name in ("shape", "color", "direction"):
+        np.testing.assert_array_equal(attributes[name], data.labels[name])
+    assert attribute_accuracy(data.labels["label"], data.labels["label"]) == dict.fromkeys(attributes, 1.0)
+    flipped = data.labels["label"] ^ 4  # the other shape, same color and direction
+    assert attribute_accuracy(data.labels["label"], flipped) == {"shape": 0.0, "color": 1.0, "direction": 1.0}
+
+
+def test_data_inputs_are_model_ready(sample):
+    inputs = sample.select(slice(0, 3)).inputs(["text", "audio"])
+    assert inputs["text"].dtype.name == "string" and tuple(inputs["audio"].shape) == (3, 4000)

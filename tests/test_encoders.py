@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmkeras import testing
+from mmkeras.data import SCHEMA, VOCABULARY, ModalitySpec
 from mmkeras.encoders import (
     BertTextEncoder,
     build_audio_encoder,
@@ -16,19 +17,27 @@ from mmkeras.encoders import (
     build_image_encoder,
     build_pretrained_image_encoder,
     build_text_encoder,
+    build_encoders,
+    build_vector_encoder,
     build_video_encoder,
+    learn_vocabulary,
 )
 
 CASES = {
-    "text_rnn": (lambda: build_text_encoder("rnn"), "text", (8, 64)),
-    "text_rnn_sequence": (lambda: build_text_encoder("rnn", sequence_output=True), "text", (8, 12, 64)),
-    "text_transformer": (lambda: build_text_encoder("transformer"), "text", (8, 32)),
-    "text_bert_tiny": (lambda: build_bert_text_encoder(), "text", (8, 32)),
+    "text_rnn": (lambda: build_text_encoder("rnn", VOCABULARY), "text", (8, 64)),
+    "text_rnn_sequence": (lambda: build_text_encoder("rnn", VOCABULARY, sequence_output=True), "text", (8, 12, 64)),
+    "text_transformer": (lambda: build_text_encoder("transformer", VOCABULARY), "text", (8, 32)),
+    "text_transformer_sequence": (lambda: build_text_encoder("transformer", VOCABULARY, sequence_output=True), "text",
+                                  (8, 12, 32)),
+    "text_bert_tiny": (lambda: build_bert_text_encoder(vocabulary=VOCABULARY), "text", (8, 32)),
+    "text_bert_tiny_sequence": (lambda: build_bert_text_encoder(vocabulary=VOCABULARY, sequence_output=True), "text",
+                                (8, 16, 32)),
     "image_cnn": (lambda: build_image_encoder(), "image", (8, 64)),
     "audio_rnn": (lambda: build_audio_encoder("rnn"), "audio", (8, 32)),
     "audio_cnn": (lambda: build_audio_encoder("cnn"), "audio", (8, 32)),
     "audio_rnn_sequence": (lambda: build_audio_encoder("rnn", sequence_output=True), "audio", (8, 32, 32)),
     "video_cnn_lstm": (lambda: build_video_encoder(), "video", (8, 32)),
+    "video_cnn_lstm_sequence": (lambda: build_video_encoder(sequence_output=True), "video", (8, 8, 32)),
 }
 
 
@@ -42,12 +51,48 @@ def test_encoder_contract(case, batch, tmp_path):
     testing.check_shapes(encoder, inputs, expected)
     testing.check_config_round_trip(encoder)
     testing.check_save_load(encoder, inputs, tmp_path)
-    testing.check_gradients(encoder, inputs)
+    # In sequence mode BERT's pooler (a Dense on [CLS]) is not used: no gradient reaches it, by design.
+    testing.check_gradients(encoder, inputs, unused=("pooled_dense",) if case.endswith("bert_tiny_sequence") else ())
+
+
+def test_sequence_outputs_carry_the_padding_mask(batch):
+    outputs = build_text_encoder("rnn", VOCABULARY, sequence_output=True)(batch["text"])
+    words = np.array([len(caption.split()) for caption in batch["text"].numpy().astype(str)])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs["padding_mask"]).sum(-1), words)
+    frames = build_audio_encoder(sequence_output=True)(batch["audio"])
+    assert keras.ops.convert_to_numpy(frames["padding_mask"]).all()
 
 
 @pytest.mark.parametrize("modality", ["text", "image", "audio", "video"])
-def test_build_encoder_dispatches(modality):
-    assert build_encoder(modality).inputs[0].name == modality
+def test_build_encoder_from_the_schema(modality):
+    encoder = build_encoder(SCHEMA.modality(modality))
+    assert encoder.name == f"{modality}_encoder" and encoder.inputs[0].name == modality
+
+
+def test_encoders_for_any_modality_names():
+    schema_data = {"left_cam": np.zeros((4, 28, 28), "float32"), "right_cam": np.zeros((4, 28, 28), "float32"),
+                   "notes": np.array(["a cat sat", "the cat ran", "a dog", "dog ran far"]),
+                   "mic": np.zeros((4, 2000), "float32"), "tab": np.zeros((4, 7), "float32")}
+    from mmkeras.data import DataSchema, MultimodalData
+
+    schema = DataSchema.infer(schema_data)
+    schema = DataSchema(tuple(ModalitySpec("mic", (2000,), kind="audio", sample_rate=16000) if m.name == "mic" else m
+                              for m in schema.modalities))
+    data = MultimodalData(schema_data, None, schema=schema)
+    encoders = build_encoders(data, mic={"kind": "cnn"})
+    assert {k: e.name for k, e in encoders.items()} == {k: f"{k}_encoder" for k in schema_data}
+    for name, encoder in encoders.items():
+        out = encoder(data.inputs([name])[name], training=False)
+        assert out.shape[0] == 4, name
+    assert set(learn_vocabulary(schema_data["notes"])) == {"a", "cat", "sat", "the", "ran", "dog", "far"}
+    assert build_vector_encoder((7,)).output_shape == (None, 32)
+
+
+def test_audio_sample_rate_is_never_guessed():
+    with pytest.raises(ValueError, match="together"):
+        build_audio_encoder(num_samples=16000)
+    encoder = build_audio_encoder(num_samples=np.int64(16000), sample_rate=16000)
+    assert encoder.input_shape == (None, 16000)
 
 
 def test_same_seed_same_features(batch):
@@ -59,24 +104,19 @@ def test_same_seed_same_features(batch):
 
 
 def test_augmentation_only_in_training(batch):
-    encoder = build_image_encoder()
+    encoder = build_image_encoder(dropout=0.0)  # no dropout: any change in training comes from augmentation
     first = keras.ops.convert_to_numpy(encoder(batch["image"], training=False))
     second = keras.ops.convert_to_numpy(encoder(batch["image"], training=False))
     np.testing.assert_array_equal(first, second)
-
-
-def _tiny_bert_preset(folder):
-    """A tiny random BERT saved as a keras-hub preset folder, exactly as `save_to_preset` writes one."""
-    encoder = build_bert_text_encoder(sequence_length=16)
-    backbone = next(layer for layer in encoder.layers if isinstance(layer, keras_hub.models.Backbone))
-    preprocessor = next(layer for layer in encoder.layers if isinstance(layer, keras_hub.models.Preprocessor))
-    backbone.save_to_preset(str(folder))
-    preprocessor.save_to_preset(str(folder))
-    return backbone
+    augmented = keras.ops.convert_to_numpy(encoder(batch["image"], training=True))
+    assert not np.allclose(augmented, first), "training=True must translate and zoom the images"
+    plain = build_image_encoder(dropout=0.0, augment=False)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain(batch["image"], training=True)),
+                                  keras.ops.convert_to_numpy(plain(batch["image"], training=False)))
 
 
 def test_bert_loads_a_local_preset(batch, tmp_path):
-    original = _tiny_bert_preset(tmp_path / "tiny_bert")
+    original = testing.save_tiny_preset("bert", tmp_path / "tiny_bert", vocabulary=VOCABULARY)
     encoder = build_bert_text_encoder(str(tmp_path / "tiny_bert"), sequence_length=16, trainable=False)
     loaded = next(layer for layer in encoder.layers if isinstance(layer, keras_hub.models.Backbone))
     for saved, restored in zip(original.weights, loaded.weights):
@@ -86,31 +126,13 @@ def test_bert_loads_a_local_preset(batch, tmp_path):
     testing.check_save_load(encoder, batch["text"], tmp_path)
 
 
-def _tiny_resnet_preset(folder):
-    backbone = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16],
-        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
-        use_pre_activation=False, image_shape=(None, None, 3),
-    )
-    backbone.save_to_preset(str(folder))
-    keras_hub.layers.ResNetImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(str(folder))
-    return backbone
-
-
-def _tiny_vit_preset(folder):
-    backbone = keras_hub.models.ViTBackbone(
-        image_shape=(32, 32, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
-    )
-    backbone.save_to_preset(str(folder))
-    keras_hub.layers.ViTImageConverter(image_size=(32, 32), scale=1 / 255.0).save_to_preset(str(folder))
-    return backbone
-
-
-@pytest.mark.parametrize("make_preset,features", [(_tiny_resnet_preset, 16), (_tiny_vit_preset, 16)])
-def test_pretrained_image_encoder_from_local_preset(make_preset, features, batch, tmp_path):
-    original = make_preset(tmp_path / "preset")
+@pytest.mark.parametrize("kind", ["resnet", "vit"])
+def test_pretrained_image_encoder_from_local_preset(kind, batch, tmp_path):
+    features = 16
+    original = testing.save_tiny_preset(kind, tmp_path / "preset")
     encoder = build_pretrained_image_encoder(str(tmp_path / "preset"))
-    loaded = next(layer for layer in encoder.layers if isinstance(layer, keras_hub.models.Backbone))
+    loaded = encoder.get_layer("backbone").layer
+    assert isinstance(loaded, keras_hub.models.Backbone)
     for saved, restored in zip(original.weights, loaded.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(saved), keras.ops.convert_to_numpy(restored))
     assert not encoder.trainable_weights, "the backbone is frozen by default"
@@ -119,16 +141,37 @@ def test_pretrained_image_encoder_from_local_preset(make_preset, features, batch
     testing.check_gradients(build_pretrained_image_encoder(str(tmp_path / "preset"), trainable=True), batch["image"])
 
 
+def test_fine_tuned_backbone_keeps_its_batch_norm_statistics(batch, tmp_path):
+    """trainable=True trains the weights, but BatchNormalization stays in inference mode (training=False)."""
+    testing.save_tiny_preset("resnet", tmp_path / "preset")
+    encoder = build_pretrained_image_encoder(str(tmp_path / "preset"), trainable=True)
+    norms = [w for w in encoder.non_trainable_weights if "moving_mean" in w.path]
+    assert norms, "the tiny ResNet has BatchNormalization layers"
+    before = [keras.ops.convert_to_numpy(w).copy() for w in norms]
+    encoder(batch["image"], training=True)
+    for old, new in zip(before, norms):
+        np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(new))
+
+
+def test_pretrained_encoder_takes_grayscale(tmp_path):
+    testing.save_tiny_preset("resnet", tmp_path / "preset")
+    encoder = build_pretrained_image_encoder(str(tmp_path / "preset"), input_shape=(28, 28))
+    assert encoder(np.zeros((2, 28, 28), "float32")).shape == (2, 16)
+
+
 @pytest.mark.parametrize(
     "build,match",
     [
-        (lambda: build_text_encoder(kind="lstm"), r"kind.*Received: kind='lstm'"),
-        (lambda: build_text_encoder(embedding_dim=0), r"embedding_dim=0"),
-        (lambda: build_text_encoder(dropout=1.5), r"dropout=1.5"),
+        (lambda: build_text_encoder(kind="lstm", vocabulary=VOCABULARY), r"kind.*Received: kind='lstm'"),
+        (lambda: build_text_encoder(vocabulary=VOCABULARY, embedding_dim=0), r"embedding_dim=0"),
+        (lambda: build_text_encoder(vocabulary=VOCABULARY, dropout=1.5), r"dropout=1.5"),
         (lambda: build_text_encoder(vocabulary=[]), r"vocabulary=\[\]"),
+        (lambda: build_text_encoder(), r"vocabulary=None"),
+        (lambda: build_text_encoder(vocabulary=["a", "a"]), r"distinct"),
         (lambda: build_bert_text_encoder(preset=""), r"preset=''"),
-        (lambda: build_bert_text_encoder(tiny_config={"depth": 2}), r"tiny_config"),
-        (lambda: build_image_encoder(input_shape=(32, 32)), r"input_shape=\(32, 32\)"),
+        (lambda: build_bert_text_encoder(), r"vocabulary=None"),
+        (lambda: build_bert_text_encoder(vocabulary=VOCABULARY, tiny_config={"depth": 2}), r"tiny_config"),
+        (lambda: build_image_encoder(input_shape=(32,)), r"input_shape=\(32,\)"),
         (lambda: build_image_encoder(output_dim=-1), r"output_dim=-1"),
         (lambda: build_image_encoder(filters=()), r"filters=\(\)"),
         (lambda: build_pretrained_image_encoder(None), r"preset=None"),
@@ -137,7 +180,8 @@ def test_pretrained_image_encoder_from_local_preset(make_preset, features, batch
         (lambda: build_audio_encoder(kind="cnn", sequence_output=True), r"kind='cnn'"),
         (lambda: build_video_encoder(input_shape=(32, 32, 1)), r"input_shape=\(32, 32, 1\)"),
         (lambda: build_video_encoder(hidden_dim=2.5), r"hidden_dim=2.5"),
-        (lambda: build_encoder("smell"), r"modality='smell'"),
+        (lambda: build_encoder("smell"), r"ModalitySpec"),
+        (lambda: build_encoders(SCHEMA, smell={}), r"smell"),
     ],
 )
 def test_bad_arguments_raise(build, match):
@@ -148,7 +192,8 @@ def test_bad_arguments_raise(build, match):
 def test_bert_encoder_inside_a_fusion_classifier_round_trips(batch, tmp_path):
     from mmkeras.models import build_fusion_classifier
 
-    model = build_fusion_classifier({"text": build_bert_text_encoder(), "audio": build_audio_encoder()})
+    model = build_fusion_classifier({"text": build_bert_text_encoder(vocabulary=VOCABULARY),
+                                     "audio": build_audio_encoder()})
     inputs = {"text": batch["text"], "audio": batch["audio"]}
     testing.check_shapes(model, inputs, (8, 8))
     testing.check_save_load(model, inputs, tmp_path)
@@ -157,7 +202,7 @@ def test_bert_encoder_inside_a_fusion_classifier_round_trips(batch, tmp_path):
 
 @pytest.mark.parametrize("modality", ["text", "image", "audio", "video"])
 def test_a_sample_gets_the_same_features_alone_or_in_a_batch(modality, batch):
-    encoder = build_encoder(modality)
+    encoder = build_encoder(SCHEMA.modality(modality))
     together = keras.ops.convert_to_numpy(encoder(batch[modality], training=False))
     for i in range(3):
         alone = keras.ops.convert_to_numpy(encoder(batch[modality][i : i + 1], training=False))

@@ -1,4 +1,5 @@
-"""ConcatenationFusion and the fusion classifier: layer contract, model contract, training, bad arguments."""
+"""ConcatenationFusion and FusionClassifier: layer contract, sequences with masks, mixed precision, the task
+model's compile defaults and heads, any modality names, and bad arguments."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import numpy as np
 import pytest
 
 from mmkeras import testing
-from mmkeras.data import MODALITIES
-from mmkeras.encoders import build_audio_encoder, build_image_encoder
-from mmkeras.fusion import ConcatenationFusion
-from mmkeras.models import build_fusion_classifier
+from mmkeras.data import MODALITIES, VOCABULARY, MultimodalData
+from mmkeras.encoders import build_audio_encoder, build_image_encoder, build_text_encoder
+from mmkeras.fusion import FUSIONS, ConcatenationFusion, get_fusion, masked_mean
+from mmkeras.models import FusionClassifier, build_fusion_classifier
+from mmkeras.training import evaluate_classifier, fit_classifier
 
 
 def _fusion_model(layer, dims=(3, 5)):
@@ -36,6 +38,13 @@ def test_concatenation_without_projection_is_concatenation():
     np.testing.assert_array_equal(out, np.concatenate([a, b], axis=-1))
 
 
+def test_dropout_acts_without_a_projection_too():
+    z = [np.ones((64, 32), "float32")]
+    dropped = keras.ops.convert_to_numpy(ConcatenationFusion(dropout=0.5)(z, training=True))
+    assert 0.3 < (dropped == 0).mean() < 0.7
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ConcatenationFusion(dropout=0.5)(z)), z[0])
+
+
 def test_projection_computes_relu_of_affine_map():
     layer = ConcatenationFusion(output_dim=2)
     a, b = np.array([[1.0, -2.0]], "float32"), np.array([[0.5]], "float32")
@@ -44,13 +53,35 @@ def test_projection_computes_relu_of_affine_map():
     np.testing.assert_allclose(out, np.maximum(np.concatenate([a, b], -1) @ kernel + bias, 0), rtol=1e-6)
 
 
+def test_activation_is_serialized():
+    config = ConcatenationFusion(4, activation="tanh").get_config()
+    assert config["activation"] == "tanh"
+    assert ConcatenationFusion.from_config(config).activation is keras.activations.tanh
+
+
+def test_sequences_are_pooled_over_their_valid_steps():
+    sequence = np.array([[[1.0], [3.0], [100.0]]], "float32")  # (1, 3, 1); the last step is padding
+    mask = np.array([[True, True, False]])
+    vector = np.array([[7.0]], "float32")
+    out = keras.ops.convert_to_numpy(ConcatenationFusion()([sequence, vector], padding_masks=[mask, None]))
+    np.testing.assert_allclose(out, [[2.0, 7.0]])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(masked_mean(sequence)), [[104.0 / 3]], rtol=1e-6)
+
+
+def test_mixed_precision():
+    inputs = [np.ones((2, 3), "float32"), np.ones((2, 5), "float32")]
+    testing.check_mixed_precision(lambda dtype: ConcatenationFusion(4, dropout=0.1, dtype=dtype), inputs)
+    testing.check_mixed_precision(lambda dtype: ConcatenationFusion(dtype=dtype), inputs)
+
+
 @pytest.mark.parametrize(
     "kwargs,call,match",
     [
         ({"output_dim": 0}, None, r"output_dim=0"),
         ({"dropout": -0.1}, None, r"dropout=-0.1"),
-        ({}, lambda layer: layer([np.ones((2, 3, 4), "float32")]), r"pool sequences first"),
+        ({}, lambda layer: layer([np.ones((2, 3, 4, 5), "float32")]), r"\(batch, steps, features\)"),
         ({}, lambda layer: layer(np.ones((2, 3), "float32")), r"non-empty list"),
+        ({}, lambda layer: layer([np.ones((2, 3), "float32")], padding_masks=[None, None]), r"one entry per"),
     ],
 )
 def test_fusion_bad_arguments(kwargs, call, match):
@@ -59,30 +90,79 @@ def test_fusion_bad_arguments(kwargs, call, match):
         call(layer)
 
 
+def test_fusion_registry():
+    assert isinstance(get_fusion("concat", output_dim=3), ConcatenationFusion) and "concat" in FUSIONS
+    with pytest.raises(ValueError, match="fusion='sum'"):
+        get_fusion("sum")
+
+
 @pytest.mark.parametrize("modalities", [["text"], ["image"], ["audio"], ["video"], list(MODALITIES)])
 def test_fusion_classifier_contract(modalities, batch, tiny_data, tmp_path):
     model = build_fusion_classifier(modalities)
     inputs = {m: batch[m] for m in modalities}
-    assert sorted(model.input) == sorted(modalities)
+    assert isinstance(model, FusionClassifier) and sorted(model.input) == sorted(modalities)
     testing.check_shapes(model, inputs, (8, 8))
+    testing.check_config_round_trip(model)
     testing.check_save_load(model, inputs, tmp_path)
     testing.check_gradients(model, inputs)
     testing.check_loss_decreases(model, inputs, tiny_data.labels["label"])
 
 
-def test_probabilities_sum_to_one(batch):
+def test_heads_return_logits_in_float32_under_mixed_precision(batch):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_fusion_classifier(["image", "audio"], aux_heads={"shape": 2})
+        outputs = model({m: batch[m] for m in ("image", "audio")}, training=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in outputs.items()} == {"label": "float32",
+                                                                                          "shape": "float32"}
+    assert model.get_layer("fusion").compute_dtype == "float16"
+
+
+def test_outputs_are_logits(batch):
     model = build_fusion_classifier(["image", "audio"])
-    out = keras.ops.convert_to_numpy(model({m: batch[m] for m in ("image", "audio")}))
-    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+    logits = keras.ops.convert_to_numpy(model({m: batch[m] for m in ("image", "audio")}, training=False))
+    assert not np.allclose(logits.sum(-1), 1.0), "the head returns logits, not probabilities"
+    assert model.get_layer("label").activation is keras.activations.linear
 
 
-def test_aux_heads(batch, tiny_data, tmp_path):
-    model = build_fusion_classifier(["image", "video"], aux_heads={"shape": 2, "color": 2})
-    inputs = {m: batch[m] for m in ("image", "video")}
-    outputs = model(inputs)
-    assert {k: tuple(v.shape) for k, v in outputs.items()} == {"label": (8, 8), "shape": (8, 2), "color": (8, 2)}
+def test_compile_defaults_and_loss_weights(tiny_data):
+    model = build_fusion_classifier(["text", "image"], aux_heads={"shape": 2, "color": 2})
+    model.compile(loss_weights={"shape": 0.5})
+    assert model.compiled and model.loss["label"].get_config()["from_logits"]
+    assert model._compile_config.config["loss_weights"] == {"label": 1.0, "shape": 0.5, "color": 1.0}
+    with pytest.raises(ValueError, match="loss_weights"):
+        model.compile(loss_weights={"size": 2.0})
+
+
+def test_sequence_encoders_feed_the_fusion_with_their_masks(batch, tmp_path):
+    encoders = {"text": build_text_encoder("transformer", VOCABULARY, sequence_output=True),
+                "audio": build_audio_encoder(sequence_output=True)}
+    model = FusionClassifier(encoders, heads={"label": 8})
+    inputs = {m: batch[m] for m in encoders}
+    testing.check_shapes(model, inputs, (8, 8))
     testing.check_save_load(model, inputs, tmp_path)
     testing.check_gradients(model, inputs)
+
+
+def test_any_modality_names_and_classes_build_train_and_evaluate(tmp_path):
+    """The issue's test: {"left": ..., "right": ...} with 3 classes, through the package's builder and helper."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 240)
+    left = rng.normal(size=(240, 16, 16)).astype("float32") * 0.3 + y[:, None, None] * 0.5  # grayscale "images"
+    right = rng.normal(size=(240, 6)).astype("float32") - y[:, None]  # a feature vector
+    data = MultimodalData({"left": left, "right": right}, {"label": y})
+    train, test = data.select(slice(0, 180)), data.select(slice(180, None))
+    keras.utils.set_random_seed(0)
+    model = build_fusion_classifier(train, name="stereo")
+    assert sorted(model.input) == ["left", "right"] and model.output.shape == (None, 3)
+    assert {model.get_layer("left_encoder").name, model.get_layer("right_encoder").name}
+    result = fit_classifier(model, train, test, epochs=6, batch_size=32)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    report = evaluate_classifier(model, test)
+    assert report["confusion_matrix"].shape == (3, 3) and report["accuracy"] > 0.6, report["accuracy"]
+    testing.check_save_load(model, test.inputs(), tmp_path)
 
 
 def test_custom_encoders_are_used(batch):
@@ -98,8 +178,11 @@ def test_custom_encoders_are_used(batch):
         ({"encoders": ["smell"]}, r"modalities=\('smell',\)"),
         ({"encoders": ["text", "text"]}, r"distinct"),
         ({"encoders": {"image": "not a model"}}, r"encoders\['image'\]"),
-        ({"encoders": ["image"], "num_classes": 1}, r"num_classes=1"),
-        ({"encoders": ["image"], "aux_heads": {"shape": 0}}, r"aux_heads"),
+        ({"encoders": ["image"], "num_classes": 1}, r"heads\['label'\]=1"),
+        ({"encoders": ["image"], "aux_heads": {"shape": 0}}, r"heads\['shape'\]=0"),
+        ({"encoders": ["image"], "dropout": 1.0}, r"dropout=1.0"),
+        ({"encoders": ["image"], "fusion": "sum"}, r"fusion='sum'"),
+        ({"encoders": {"image": build_image_encoder()}, "image": {"output_dim": 3}}, r"default encoders only"),
     ],
 )
 def test_classifier_bad_arguments(kwargs, match):

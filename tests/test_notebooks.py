@@ -15,7 +15,7 @@ import sys
 import nbformat
 import pytest
 
-from mmkeras.testing import execute_notebook
+from mmkeras.notebooks import execute_notebook
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -1,13 +1,21 @@
-"""fit_classifier / evaluate_classifier: one head, several heads, the history, bad arguments."""
+"""fit_classifier / evaluate_classifier: one head, several heads, plain pairs of arrays, a tf.data pipeline,
+a model compiled by its user (also inside a tf.distribute strategy scope), bad arguments."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-from mmkeras.data import make_synthetic
+from mmkeras.data import make_synthetic, to_dataset
 from mmkeras.models import build_fusion_classifier
-from mmkeras.training import evaluate_classifier, fit_classifier, predict_classes
+from mmkeras.training import (
+    evaluate_classifier,
+    fit_classifier,
+    predict_classes,
+    predict_proba,
+    train_and_evaluate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +33,90 @@ def test_fit_lowers_the_training_loss_and_reports_validation(small):
 def test_fit_several_heads(small):
     train, _ = small
     model = build_fusion_classifier(["text"], aux_heads={"color": 2, "direction": 2})
-    result = fit_classifier(model, train, epochs=2, label_keys=["label", "color", "direction"])
+    result = fit_classifier(model, train, epochs=2)
     assert {"label_accuracy", "color_accuracy", "direction_accuracy"} <= set(result.history)
-    assert predict_classes(model, train).shape == (96, 8)
+    assert predict_proba(model, train).shape == (96, 8)
+    assert predict_classes(model, train, head="color").shape == (96,)
+    assert evaluate_classifier(model, train, head="direction")["confusion_matrix"].shape == (2, 2)
 
 
-def test_evaluate_reports_consistent_metrics(small):
+def test_predictions_are_consistent(small):
     train, val = small
     model = build_fusion_classifier(["audio"])
     report = evaluate_classifier(model, val)
-    predictions = predict_classes(model, val).argmax(-1)
-    assert report["accuracy"] == pytest.approx(np.mean(predictions == val.labels["label"]))
+    classes = predict_classes(model, val)
+    probabilities = predict_proba(model, val)
+    assert classes.dtype.kind == "i" and classes.shape == (32,)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(-1), classes)
+    assert report["accuracy"] == pytest.approx(np.mean(classes == val.labels["label"]))
     assert report["confusion_matrix"].sum() == len(val)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"epochs": 0}, "epochs=0"), ({"learning_rate": -1.0}, "learning_rate=-1.0")])
+def test_plain_arrays_and_tf_data_are_accepted(small):
+    train, _ = small
+    features = {"image": train.features["image"]}
+    model = build_fusion_classifier(["image"])
+    fit_classifier(model, (features, train.labels["label"]), epochs=1)
+    fit_classifier(model, to_dataset(train, ["image"], batch_size=32), epochs=1)
+    assert evaluate_classifier(model, (features, {"label": train.labels["label"]}))["confusion_matrix"].sum() == 96
+
+
+def test_a_compiled_model_keeps_its_compile_settings(small):
+    train, _ = small
+    model = build_fusion_classifier(["image"])
+    optimizer = keras.optimizers.SGD(0.01)
+    model.compile(optimizer=optimizer)
+    fit_classifier(model, train, epochs=1)
+    assert model.optimizer is optimizer and int(optimizer.iterations) == 2  # 96 samples, batch 64
+
+
+def test_built_and_compiled_in_a_strategy_scope(small):
+    import tensorflow as tf
+
+    train, val = small
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = build_fusion_classifier(["audio", "text"])
+        model.compile()
+    assert model.distribute_strategy is strategy
+    result = fit_classifier(model, train, val, epochs=2, batch_size=32)
+    assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
+    assert 0 <= evaluate_classifier(model, val)["accuracy"] <= 1
+
+
+def test_uncompiled_model_is_compiled_in_its_strategy_scope(small):
+    import tensorflow as tf
+
+    train, _ = small
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = build_fusion_classifier(["audio"])
+    fit_classifier(model, train, epochs=1)
+    assert model.optimizer.iterations.path is not None and model.compiled
+
+
+def test_train_and_evaluate_is_reproducible(small):
+    train, val = small
+    a = train_and_evaluate(["audio"], train, val, seed=3, epochs=2)
+    b = train_and_evaluate(["audio"], train, val, seed=3, epochs=2)
+    assert a.history["loss"] == b.history["loss"] and a.report["accuracy"] == b.report["accuracy"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"epochs": 0}, "epochs=0"), ({"learning_rate": -1.0}, "learning_rate=-1.0"), ({"batch_size": 1.5}, "1.5")],
+)
 def test_bad_arguments(small, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit_classifier(build_fusion_classifier(["audio"]), small[0], **kwargs)
+
+
+def test_bad_data_and_heads(small):
+    model = build_fusion_classifier(["audio"])
+    with pytest.raises(ValueError, match="MultimodalData or a pair"):
+        fit_classifier(model, [1, 2, 3])
+    with pytest.raises(ValueError, match="head='size'"):
+        predict_classes(build_fusion_classifier(["audio"], aux_heads={"shape": 2}), small[1], head="size")
+    with pytest.raises(ValueError, match="no label 'label'"):
+        evaluate_classifier(model, ({"audio": small[1].features["audio"]}, None))

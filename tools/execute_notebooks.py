@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from mmkeras.testing import execute_notebook
+from mmkeras.notebooks import execute_notebook
 
 
 def main(argv=None) -> int:

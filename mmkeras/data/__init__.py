@@ -1,32 +1,52 @@
-"""Data: the embedded synthetic dataset, its tf.data pipeline, and (for real datasets) checksummed downloads."""
+"""Data: a schema for any multimodal dataset, the embedded "moving toys", its story, tf.data, downloads.
 
-from mmkeras.data.pipeline import to_dataset
+    schema.py     DataSchema / ModalitySpec / LabelSpec and the MultimodalData container
+    synthetic.py  the moving-toys generator (make_synthetic, load_splits) and its SCHEMA
+    story.py      which modality sees what, and the accuracy ceilings that follow
+    pipeline.py   to_dataset: MultimodalData -> tf.data (TensorFlow is imported on first use)
+    registry.py, download.py   real datasets: checksummed, atomic downloads
+"""
+
+from mmkeras.data.pipeline import as_multimodal, to_dataset
+from mmkeras.data.schema import KINDS, DataSchema, LabelSpec, ModalitySpec, MultimodalData
+from mmkeras.data.story import (
+    OBSERVES,
+    attribute_accuracy,
+    attributes_of,
+    caption_reader_accuracy,
+    delivered,
+    story_ceiling,
+)
 from mmkeras.data.synthetic import (
     ATTRIBUTES,
     CLASS_NAMES,
     LABEL_KEYS,
     MODALITIES,
     NUM_CLASSES,
-    OBSERVES,
+    SCHEMA,
     VOCABULARY,
-    MultimodalData,
-    check_modalities,
-    delivered,
     load_splits,
     make_synthetic,
-    story_ceiling,
 )
 
 __all__ = [
     "ATTRIBUTES",
     "CLASS_NAMES",
+    "KINDS",
     "LABEL_KEYS",
     "MODALITIES",
     "NUM_CLASSES",
     "OBSERVES",
+    "SCHEMA",
     "VOCABULARY",
+    "DataSchema",
+    "LabelSpec",
+    "ModalitySpec",
     "MultimodalData",
-    "check_modalities",
+    "as_multimodal",
+    "attribute_accuracy",
+    "attributes_of",
+    "caption_reader_accuracy",
     "delivered",
     "load_splits",
     "make_synthetic",

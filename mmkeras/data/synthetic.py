@@ -13,7 +13,7 @@ Each modality observes only some of the attributes (complementary information, ä
     image     shape, color          a 32x32 RGB picture of the toy at a random place        8 % sensor failures
     video     shape, direction      8 grayscale 32x32 frames: the toy slides left/right     8 % sensor failures
     audio     direction             0.5 s at 8 kHz: a chirp that rises (right) or falls   15 % sensor failures
-                                    (left), like a Doppler shift
+                                    (left), a convention of this dataset*
     text      color, direction      a caption, e.g. "a crimson toy slides to the left"     12 % omit a word,
                                                                                            4 % misleading word
 
@@ -23,28 +23,30 @@ the modalities that carry an attribute fail at once (about 1 % of the samples).
 A "sensor failure" replaces the modality's signal by noise: a learner can look at those samples in
 `MultimodalData.meta`.
 
+*Not a Doppler shift: the pitch of a real source that passes by falls whichever way it moves. "Rising means
+right" is simply how this dataset encodes the direction in sound.
+
+This module only generates; `mmkeras.data.schema` describes the data (`SCHEMA` below is the toys' schema) and
+`mmkeras.data.story` turns the story into numbers (which modality sees what, the best reachable accuracy).
+
 Everything is NumPy and deterministic: the same `seed` gives the same arrays on every machine.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
+
+from mmkeras._validation import check_int
+from mmkeras.data.schema import DataSchema, LabelSpec, ModalitySpec, MultimodalData
 
 MODALITIES = ("text", "image", "audio", "video")
 SHAPES = ("circle", "cross")
 COLORS = ("red", "blue")
 DIRECTIONS = ("left", "right")
-CLASS_NAMES = tuple(f"{c} {s} {d}" for s in SHAPES for c in COLORS for d in DIRECTIONS)
 ATTRIBUTES = ("shape", "color", "direction")
-OBSERVES = {
-    "image": ("shape", "color"),
-    "video": ("shape", "direction"),
-    "audio": ("direction",),
-    "text": ("color", "direction"),
-}
-"""The generative story in one table: which attributes each modality observes."""
+VALUES = {"shape": SHAPES, "color": COLORS, "direction": DIRECTIONS}
+CLASS_NAMES = tuple(f"{c} {s} {d}" for s in SHAPES for c in COLORS for d in DIRECTIONS)
+"""Class `4 * shape + 2 * color + direction` is named `CLASS_NAMES[label]`, e.g. 5 is "red cross right"."""
 LABEL_KEYS = ("label", "shape", "color", "direction")
 NUM_CLASSES = {"label": 8, "shape": 2, "color": 2, "direction": 2}
 
@@ -54,13 +56,7 @@ SAMPLE_RATE = 8000
 AUDIO_SECONDS = 0.5
 AUDIO_LENGTH = int(SAMPLE_RATE * AUDIO_SECONDS)
 TEXT_LENGTH = 12
-INPUT_SPECS = {
-    "text": ((), "string"),
-    "image": ((IMAGE_SIZE, IMAGE_SIZE, 3), "float32"),
-    "audio": ((AUDIO_LENGTH,), "float32"),
-    "video": ((NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 1), "float32"),
-}
-"""Per-sample shape and dtype of each modality, as a model input (`keras.Input(shape=..., dtype=...)`)."""
+
 
 FAILURE_RATES = {"image": 0.08, "video": 0.08, "audio": 0.15}
 TEXT_OMIT_RATE = 0.12
@@ -92,56 +88,21 @@ def _vocabulary() -> tuple[str, ...]:
 VOCABULARY = _vocabulary()
 """Every word a caption can contain (sorted): a fixed vocabulary for `keras.layers.TextVectorization`."""
 
-
-@dataclasses.dataclass(frozen=True)
-class MultimodalData:
-    """A split of the embedded dataset as NumPy arrays.
-
-    Attributes:
-        features: dict. `"text"` (n,) str captions; `"image"` (n, 32, 32, 3) float32 in [0, 1];
-            `"audio"` (n, 4000) float32 waveform at 8 kHz; `"video"` (n, 8, 32, 32, 1) float32 in [0, 1].
-        labels: dict of int32 arrays of shape (n,): `"label"` (8 classes, names in `CLASS_NAMES`),
-            and the auxiliary labels `"shape"`, `"color"`, `"direction"` (2 classes each).
-        meta: dict of bool arrays of shape (n,): `"image_failed"`, `"video_failed"`, `"audio_failed"`,
-            `"text_omitted_color"`, `"text_omitted_direction"`, `"text_misleading"`.
-    """
-
-    features: dict
-    labels: dict
-    meta: dict
-
-    def __len__(self) -> int:
-        return int(self.labels["label"].shape[0])
-
-    def select(self, index) -> MultimodalData:
-        """Returns the samples at `index` (an int array, a bool mask or a slice) as a new `MultimodalData`."""
-        pick = {k: v[index] for k, v in self.features.items()}
-        return MultimodalData(pick, {k: v[index] for k, v in self.labels.items()},
-                              {k: v[index] for k, v in self.meta.items()})
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
-
-
-def check_modalities(modalities) -> tuple[str, ...]:
-    """Validates a list of modality names and returns it as a tuple in the canonical order.
-
-    Raises:
-        ValueError: for an empty list, a repeated name or a name outside `MODALITIES`.
-    """
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    modalities = tuple(modalities)
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown or not modalities or len(set(modalities)) != len(modalities):
-        raise ValueError(
-            f"`modalities` must be a non-empty list of distinct names from {MODALITIES}. "
-            f"Received: modalities={modalities!r}"
-        )
-    return tuple(m for m in MODALITIES if m in modalities)
+SCHEMA = DataSchema(
+    modalities=(
+        ModalitySpec("text", (), "string", vocabulary=VOCABULARY),
+        ModalitySpec("image", (IMAGE_SIZE, IMAGE_SIZE, 3)),
+        ModalitySpec("audio", (AUDIO_LENGTH,), kind="audio", sample_rate=SAMPLE_RATE),
+        ModalitySpec("video", (NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 1)),
+    ),
+    labels=(
+        LabelSpec("label", 8, CLASS_NAMES),
+        LabelSpec("shape", 2, SHAPES),
+        LabelSpec("color", 2, COLORS),
+        LabelSpec("direction", 2, DIRECTIONS),
+    ),
+)
+"""The schema of the moving toys: four modalities, the 8-class label and its three binary attributes."""
 
 
 def _noise(rng, shape, scale):
@@ -255,9 +216,8 @@ def make_synthetic(num_samples: int = 1000, seed: int = 0) -> MultimodalData:
     >>> sorted(data.labels)
     ['color', 'direction', 'label', 'shape']
     """
-    n = _check_count("num_samples", num_samples)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+    n = check_int("num_samples", num_samples)
+    seed = check_int("seed", seed, minimum=0)
     rng = np.random.default_rng(int(seed))
     shape_ids, color_ids, direction_ids = (rng.integers(0, 2, size=n) for _ in range(3))
     failed = {m: rng.random(n) < rate for m, rate in FAILURE_RATES.items()}
@@ -275,43 +235,7 @@ def make_synthetic(num_samples: int = 1000, seed: int = 0) -> MultimodalData:
         "direction": direction_ids.astype(np.int32),
     }
     meta = {f"{m}_failed": f for m, f in failed.items()} | text_meta
-    return MultimodalData(features, labels, meta)
-
-
-def delivered(attribute: str, modalities, meta: dict) -> np.ndarray:
-    """Per sample, whether at least one of `modalities` observes `attribute` and worked on that sample.
-
-    A camera or microphone that failed delivers nothing; a caption that omitted the word delivers nothing
-    (a misleading word still counts as delivered: the model cannot tell it is wrong).
-
-    Returns:
-        A bool array `(n,)`.
-    """
-    if attribute not in ATTRIBUTES:
-        raise ValueError(f"`attribute` must be one of {ATTRIBUTES}. Received: attribute={attribute!r}")
-    n = len(meta["image_failed"])
-    ok = np.zeros(n, dtype=bool)
-    for modality in check_modalities(modalities):
-        if attribute in OBSERVES[modality]:
-            ok |= ~meta[f"text_omitted_{attribute}"] if modality == "text" else ~meta[f"{modality}_failed"]
-    return ok
-
-
-def story_ceiling(modalities, meta: dict) -> float:
-    """The best accuracy any model can expect from `modalities` on a split, from the generative story alone.
-
-    An attribute that no working modality delivers must be guessed (right half of the time), so a sample's
-    chance of being classified right is `prod_a (1 if delivered(a) else 1/2)`; the ceiling is its mean.
-
-    Example:
-    >>> data = make_synthetic(2000, seed=0)
-    >>> round(story_ceiling(["audio"], data.meta), 2)  # direction only: 2 of 8 classes told apart
-    0.23
-    """
-    chance_right = np.ones(len(meta["image_failed"]))
-    for attribute in ATTRIBUTES:
-        chance_right *= np.where(delivered(attribute, modalities, meta), 1.0, 0.5)
-    return float(chance_right.mean())
+    return MultimodalData(features, labels, meta, SCHEMA)
 
 
 def load_splits(train_size: int = 2000, val_size: int = 500, test_size: int = 1000, seed: int = 0) -> dict:
@@ -331,9 +255,8 @@ def load_splits(train_size: int = 2000, val_size: int = 500, test_size: int = 10
     """
     sizes = {"train": train_size, "val": val_size, "test": test_size}
     for name, value in sizes.items():
-        _check_count(f"{name}_size", value)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int. Received: seed={seed!r}")
+        check_int(f"{name}_size", value)
+    seed = check_int("seed", seed, minimum=0)
     children = np.random.SeedSequence(int(seed)).spawn(3)
     return {
         name: make_synthetic(size, seed=int(child.generate_state(1)[0]))

@@ -1,14 +1,22 @@
 """One feature extractor per modality, each a functional `keras.Model` from its named input to features.
 
-Every builder returns a model whose input is named after its modality (`"text"`, `"image"`, `"audio"`,
-`"video"`) and whose output is a feature vector `(batch, output_dim)`; with `sequence_output=True` the
-RNN/Transformer encoders return the feature sequence `(batch, steps, features)` instead, for the attention
-notebooks that follow.
+Every builder takes its input shape as an argument (the moving toys' shapes are the defaults) and returns a
+model whose output is a feature vector `(batch, output_dim)`; with `sequence_output=True` the RNN and
+Transformer encoders return `{"sequence": (batch, steps, features), "padding_mask": (batch, steps)}` instead,
+for attention-based fusion.
+
+`build_encoders(data)` builds a default encoder for every modality a schema declares, whatever their names:
+the modality's `kind` picks the builder, its shape sizes the input, and each encoder is named
+`"<modality>_encoder"` so that two cameras get two encoders.
 """
 
-from mmkeras.encoders.audio import build_audio_encoder
-from mmkeras.encoders.image import build_image_encoder, build_pretrained_image_encoder
-from mmkeras.encoders.text import BertTextEncoder, build_bert_text_encoder, build_text_encoder
+from __future__ import annotations
+
+from mmkeras.encoders.audio import build_audio_encoder, mel_spectrogram_layer
+from mmkeras.encoders.image import build_conv_stack, build_image_encoder, build_pretrained_image_encoder
+from mmkeras.encoders.masking import PaddingMask
+from mmkeras.encoders.text import BertTextEncoder, build_bert_text_encoder, build_text_encoder, learn_vocabulary
+from mmkeras.encoders.vector import build_vector_encoder
 from mmkeras.encoders.video import build_video_encoder
 
 BUILDERS = {
@@ -16,28 +24,93 @@ BUILDERS = {
     "image": build_image_encoder,
     "audio": build_audio_encoder,
     "video": build_video_encoder,
+    "vector": build_vector_encoder,
 }
+"""The default builder of each kind of modality (`mmkeras.data.KINDS`)."""
 
 
-def build_encoder(modality: str, **kwargs):
-    """Builds the default encoder of a modality: `build_encoder("audio")` is `build_audio_encoder()`.
+def build_encoder(spec, **kwargs):
+    """Builds the default encoder of one modality from its `ModalitySpec`.
 
-    Raises:
-        ValueError: for a modality other than `"text"`, `"image"`, `"audio"` or `"video"`.
+    The spec's shape, sample rate and vocabulary fill in the builder's arguments; `kwargs` override them or
+    set anything else (`hidden_dim=`, `kind="cnn"`, ...).
+
+    Example:
+    >>> from mmkeras.data import ModalitySpec
+    >>> encoder = build_encoder(ModalitySpec("left_cam", (28, 28)))
+    >>> encoder.name, encoder.input_shape
+    ('left_cam_encoder', (None, 28, 28))
     """
-    if modality not in BUILDERS:
-        raise ValueError(f"`modality` must be one of {tuple(BUILDERS)}. Received: modality={modality!r}")
-    return BUILDERS[modality](**kwargs)
+    from mmkeras.data.schema import ModalitySpec
+
+    if not isinstance(spec, ModalitySpec):
+        raise ValueError(f"`spec` must be a mmkeras.data.ModalitySpec (a name, a shape, a kind). Received: {spec!r}")
+    arguments = {"name": f"{spec.name}_encoder", "input_name": spec.name}
+    if spec.kind == "text":
+        arguments["vocabulary"] = spec.vocabulary
+    elif spec.kind == "audio":
+        arguments |= {"num_samples": spec.shape[0], "sample_rate": spec.sample_rate}
+    else:
+        arguments["input_shape"] = spec.shape
+    return BUILDERS[spec.kind](**(arguments | kwargs))
+
+
+def build_encoders(data, modalities=None, **overrides) -> dict:
+    """Default encoders `{modality: keras.Model}` for the modalities of a dataset, whatever their names.
+
+    Args:
+        data: MultimodalData or DataSchema. With data, a text modality without a vocabulary in the schema
+            learns one from these captions (pass the training split).
+        modalities: list of str or None. Which modalities. Defaults to all of the schema's.
+        **overrides: per-modality keyword arguments, e.g. `audio={"kind": "cnn"}`.
+
+    Example:
+    >>> import numpy as np
+    >>> from mmkeras.data import MultimodalData
+    >>> data = MultimodalData({"left": np.zeros((4, 16, 16, 3)), "right": np.zeros((4, 16, 16, 3))},
+    ...                       {"label": np.array([0, 1, 2, 0])})
+    >>> sorted(encoder.name for encoder in build_encoders(data).values())
+    ['left_encoder', 'right_encoder']
+    """
+    from mmkeras.data.schema import DataSchema, MultimodalData
+
+    if isinstance(data, MultimodalData):
+        schema, arrays = data.schema, data.features
+    elif isinstance(data, DataSchema):
+        schema, arrays = data, None
+    else:
+        raise ValueError(f"`data` must be a MultimodalData or a DataSchema. Received: {type(data).__name__}")
+    names = schema.select_modalities(modalities)
+    unknown = set(overrides) - set(names)
+    if unknown:
+        raise ValueError(f"Overrides name modalities that are not built, {sorted(unknown)}; expected names from "
+                         f"{names}. Received: {sorted(overrides)}")
+    encoders = {}
+    for name in names:
+        spec, kwargs = schema.modality(name), dict(overrides.get(name, {}))
+        if spec.kind == "text" and spec.vocabulary is None and "vocabulary" not in kwargs:
+            if arrays is None:
+                raise ValueError(f"Text modality {name!r} has no vocabulary in the schema: pass the training data "
+                                 f"(MultimodalData) to learn one, or {name}={{'vocabulary': [...]}}")
+            kwargs["vocabulary"] = learn_vocabulary(arrays[name])
+        encoders[name] = build_encoder(spec, **kwargs)
+    return encoders
 
 
 __all__ = [
-    "BertTextEncoder",
     "BUILDERS",
+    "BertTextEncoder",
+    "PaddingMask",
     "build_audio_encoder",
     "build_bert_text_encoder",
+    "build_conv_stack",
     "build_encoder",
+    "build_encoders",
     "build_image_encoder",
     "build_pretrained_image_encoder",
     "build_text_encoder",
+    "build_vector_encoder",
     "build_video_encoder",
+    "learn_vocabulary",
+    "mel_spectrogram_layer",
 ]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mmkeras.data.synthetic import AUDIO_LENGTH, SAMPLE_RATE
-from mmkeras.encoders._checks import choice, fraction, positive_int
+from mmkeras._validation import check_choice, check_fraction, check_int
+from mmkeras.encoders.masking import PaddingMask, sequence_outputs
+
+DEFAULT_SAMPLE_RATE = 8000  # the moving toys' audio: 0.5 s at 8 kHz
+DEFAULT_NUM_SAMPLES = 4000
 
 
 def mel_spectrogram_layer(
-    sample_rate: int = SAMPLE_RATE, fft_length: int = 256, hop_length: int = 128, num_mel_bins: int = 32
+    sample_rate: int = DEFAULT_SAMPLE_RATE, fft_length: int = 256, hop_length: int = 128, num_mel_bins: int = 32
 ) -> layers.MelSpectrogram:
     """The log-mel front end of the audio encoder: Hann-windowed STFT, mel filter bank, power in dB.
 
@@ -30,8 +33,8 @@ def mel_spectrogram_layer(
 
 def build_audio_encoder(
     kind: str = "rnn",
-    num_samples: int = AUDIO_LENGTH,
-    sample_rate: int = SAMPLE_RATE,
+    num_samples: int | None = None,
+    sample_rate: int | None = None,
     fft_length: int = 256,
     hop_length: int = 128,
     num_mel_bins: int = 32,
@@ -39,6 +42,7 @@ def build_audio_encoder(
     dropout: float = 0.1,
     sequence_output: bool = False,
     name: str = "audio_encoder",
+    input_name: str = "audio",
 ) -> keras.Model:
     """Builds an audio encoder: waveform -> log-mel spectrogram -> per-frame normalisation -> GRU/CNN.
 
@@ -54,15 +58,19 @@ def build_audio_encoder(
 
     Args:
         kind: str. `"rnn"` or `"cnn"`. Defaults to `"rnn"`.
-        num_samples: int. Waveform length. Defaults to `4000` (0.5 s at 8 kHz).
-        sample_rate: int. Samples per second. Defaults to `8000`.
+        num_samples: int or None. Waveform length. Pass it together with `sample_rate`; both `None` means the
+            moving toys' `4000` samples at `8000` Hz (0.5 s).
+        sample_rate: int or None. Samples per second: the mel filter bank depends on it, so it is never
+            guessed when `num_samples` is given.
         fft_length: int. STFT window length. Defaults to `256` (32 ms).
         hop_length: int. Samples between frames. Defaults to `128`.
         num_mel_bins: int. Mel bands. Defaults to `32`.
         hidden_dim: int. GRU units, or filters of the last conv block. Defaults to `32`.
         dropout: float. Dropout rate in [0, 1). Defaults to `0.1`.
-        sequence_output: bool. With `kind="rnn"`, return every frame's features `(batch, frames, hidden_dim)`.
-        name: str. The model's name.
+        sequence_output: bool. With `kind="rnn"`, return every frame's features as
+            `{"sequence": (batch, frames, hidden_dim), "padding_mask": (batch, frames)}`. Defaults to `False`.
+        name: str. The model's name; the input is named `input_name`.
+        input_name: str. The name of the model's input. Defaults to `"audio"`.
 
     Returns:
         A functional `keras.Model` with input `"audio"` `(batch, num_samples)`.
@@ -72,25 +80,35 @@ def build_audio_encoder(
     >>> encoder(keras.ops.zeros((2, 4000))).shape
     TensorShape([2, 32])
     """
-    choice("kind", kind, ("rnn", "cnn"))
-    for arg, value in (("num_samples", num_samples), ("sample_rate", sample_rate), ("fft_length", fft_length),
-                       ("hop_length", hop_length), ("num_mel_bins", num_mel_bins), ("hidden_dim", hidden_dim)):
-        positive_int(arg, value)
-    fraction("dropout", dropout)
+    check_choice("kind", kind, ("rnn", "cnn"))
+    if (num_samples is None) != (sample_rate is None):
+        raise ValueError(
+            "Pass `num_samples` and `sample_rate` together (the mel filters depend on the sample rate), or "
+            f"neither for the moving toys' 4000 samples at 8000 Hz. Received: num_samples={num_samples!r}, "
+            f"sample_rate={sample_rate!r}"
+        )
+    if num_samples is None:
+        num_samples, sample_rate = DEFAULT_NUM_SAMPLES, DEFAULT_SAMPLE_RATE
+    num_samples, sample_rate = check_int("num_samples", num_samples), check_int("sample_rate", sample_rate)
+    fft_length, hop_length = check_int("fft_length", fft_length), check_int("hop_length", hop_length)
+    num_mel_bins, hidden_dim = check_int("num_mel_bins", num_mel_bins), check_int("hidden_dim", hidden_dim)
+    check_fraction("dropout", dropout)
     if fft_length > num_samples:
         raise ValueError(
             f"`fft_length` must not exceed `num_samples`. Received: fft_length={fft_length}, num_samples={num_samples}"
         )
-    waveform = keras.Input(shape=(num_samples,), name="audio")  # (batch, samples)
+    if sequence_output and kind != "rnn":
+        raise ValueError(f"`sequence_output=True` needs kind='rnn'. Received: kind={kind!r}")
+    waveform = keras.Input(shape=(num_samples,), name=input_name)  # (batch, samples)
     mel = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)(waveform)  # (batch, mel, frames)
     frames = layers.Permute((2, 1), name="time_major")(mel)  # (batch, frames, mel_bins)
     frames = layers.LayerNormalization(name="frame_norm")(frames)  # each frame: zero mean, unit variance
     if kind == "rnn":
         frames = layers.Dropout(dropout, name="dropout")(frames)
         features = layers.GRU(hidden_dim, return_sequences=sequence_output, name="gru")(frames)
+        if sequence_output:  # (batch, frames, hidden_dim) and every frame is valid
+            features = sequence_outputs(features, PaddingMask(None, name="padding_mask")(features))
     else:
-        if sequence_output:
-            raise ValueError("`sequence_output=True` needs kind='rnn'. Received: kind='cnn'")
         x = layers.Reshape((-1, num_mel_bins, 1), name="as_image")(frames)  # (batch, frames, mel_bins, 1)
         for i, f in enumerate((hidden_dim // 2 or 1, hidden_dim)):
             x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)

@@ -5,19 +5,22 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mmkeras.data.synthetic import IMAGE_SIZE, NUM_FRAMES
-from mmkeras.encoders._checks import fraction, positive_int
+from mmkeras._validation import check_fraction, check_int, check_shape
 from mmkeras.encoders.image import build_conv_stack
+from mmkeras.encoders.masking import PaddingMask, sequence_outputs
+
+DEFAULT_VIDEO_SHAPE = (8, 32, 32, 1)  # the moving toys' clips: 8 grayscale 32x32 frames
 
 
 def build_video_encoder(
-    input_shape=(NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 1),
+    input_shape=DEFAULT_VIDEO_SHAPE,
     filters=(8, 16),
     frame_dim: int = 32,
     hidden_dim: int = 32,
     dropout: float = 0.1,
     sequence_output: bool = False,
     name: str = "video_encoder",
+    input_name: str = "video",
 ) -> keras.Model:
     """Builds a CNN + RNN video encoder: per-frame CNN features, then an LSTM over time.
 
@@ -31,27 +34,28 @@ def build_video_encoder(
         frame_dim: int. Size of each frame's feature vector. Defaults to `32`.
         hidden_dim: int. LSTM units. Defaults to `32`.
         dropout: float. Dropout on the frame features, in [0, 1). Defaults to `0.1`.
-        sequence_output: bool. Return every frame's state `(batch, frames, hidden_dim)`. Defaults to `False`.
+        sequence_output: bool. Return every frame's state as `{"sequence": (batch, frames, hidden_dim),
+            "padding_mask": (batch, frames)}`. Defaults to `False`.
         name: str. The model's name.
+        input_name: str. The name of the model's input. Defaults to `"video"`.
 
     Returns:
-        A functional `keras.Model` with input `"video"` and output `(batch, hidden_dim)`.
+        A functional `keras.Model` with input `input_name` and output `(batch, hidden_dim)`.
 
     Example:
     >>> encoder = build_video_encoder()
     >>> encoder(keras.ops.zeros((2, 8, 32, 32, 1))).shape
     TensorShape([2, 32])
     """
-    positive_int("hidden_dim", hidden_dim)
-    fraction("dropout", dropout)
-    if len(tuple(input_shape)) != 4:
-        raise ValueError(
-            f"`input_shape` must be (frames, height, width, channels). Received: input_shape={input_shape!r}"
-        )
-    video = keras.Input(shape=tuple(input_shape), name="video")  # (batch, T, h, w, c)
-    frame_cnn = build_conv_stack(filters, name="frame_cnn", input_shape=tuple(input_shape)[1:],
+    hidden_dim, frame_dim = check_int("hidden_dim", hidden_dim), check_int("frame_dim", frame_dim)
+    check_fraction("dropout", dropout)
+    input_shape = check_shape("input_shape", input_shape, rank=4)  # (frames, height, width, channels)
+    video = keras.Input(shape=input_shape, name=input_name)  # (batch, T, h, w, c)
+    frame_cnn = build_conv_stack(filters, name="frame_cnn", input_shape=input_shape[1:],
                                  output_dim=frame_dim)  # keeps the toy's position, unlike global pooling
     x = layers.TimeDistributed(frame_cnn, name="per_frame_cnn")(video)  # (batch, T, frame_dim)
     x = layers.Dropout(dropout, name="dropout")(x)
     features = layers.LSTM(hidden_dim, return_sequences=sequence_output, name="lstm")(x)  # (batch, hidden_dim)
+    if sequence_output:  # (batch, T, hidden_dim) and every frame is valid
+        features = sequence_outputs(features, PaddingMask(None, name="padding_mask")(features))
     return keras.Model(video, features, name=name)
