@@ -140,5 +140,6 @@ def check_words(name: str, value) -> list[str]:
     if not items or not all(isinstance(w, str) and w for w in items) or len(set(items)) != len(items):
         shown = value if not isinstance(value, np.ndarray) else value.tolist()
         shown = shown if len(repr(shown)) < 200 else f"{repr(shown)[:200]}..."
-        raise ValueError(f"`{name}` must be a non-empty list of distinct, non-empty strings. Received: {name}={shown!r}")
+        raise ValueError(f"`{name}` must be a non-empty list of distinct, non-empty strings. "
+                         f"Received: {name}={shown!r}")
     return items

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmkeras._validation import check_int
+
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Counts `C[t, p]`: how many samples of true class t were predicted as p.
@@ -20,8 +22,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     y_true, y_pred = np.asarray(y_true).astype(int).ravel(), np.asarray(y_pred).astype(int).ravel()
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true and y_pred must have the same length. Received: {y_true.shape} and {y_pred.shape}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}")
+    num_classes = check_int("num_classes", num_classes)
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{name} must hold class ids in [0, {num_classes}). Received values in "

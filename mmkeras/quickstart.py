@@ -16,6 +16,7 @@ import time
 import keras
 from tqdm.auto import tqdm
 
+from mmkeras._validation import check_int, check_number
 from mmkeras.config import is_smoke
 from mmkeras.data.synthetic import MODALITIES, NUM_CLASSES, load_splits
 from mmkeras.models import build_fusion_classifier
@@ -38,14 +39,8 @@ class QuickstartConfig:
 
     def __post_init__(self):
         for field in ("train_size", "val_size", "test_size", "epochs", "batch_size", "seed"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if field == "seed" else 1):
-                raise ValueError(f"`{field}` must be a {'non-negative' if field == 'seed' else 'positive'} int. "
-                                 f"Received: {field}={value!r}")
-        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
-            raise ValueError(
-                f"`learning_rate` must be a positive number. Received: learning_rate={self.learning_rate!r}"
-            )
+            check_int(field, getattr(self, field), minimum=0 if field == "seed" else 1)
+        check_number("learning_rate", self.learning_rate, low=0, low_inclusive=False)
 
     @classmethod
     def smoke(cls, seed: int = 0) -> QuickstartConfig:

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from mmkeras.data import (
+    CLASS_NAMES,
+    MODALITIES,
+    OBSERVES,
+    VOCABULARY,
+    MultimodalData,
     attribute_accuracy,
     attributes_of,
     caption_reader_accuracy,
-    CLASS_NAMES,
-    MODALITIES,
-    VOCABULARY,
-    OBSERVES,
-    MultimodalData,
     delivered,
     load_splits,
     make_synthetic,

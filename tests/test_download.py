@@ -637,20 +637,31 @@ def test_unknown_name_in_download():
         download("nope")
 
 
-# --- the command line (data_scripts/download.py) ---------------------------------------------------------
+# --- the command line: data_scripts/download.py and `mmkeras download` are one command ---------------------
 
 
-@pytest.fixture(scope="module")
-def cli():
+def _data_script():
     path = Path(__file__).resolve().parents[1] / "data_scripts" / "download.py"
     spec = importlib.util.spec_from_file_location("mmkeras_download_cli", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return module.main
+
+
+def _mmkeras_download(argv):
+    from mmkeras.cli import main
+
+    return main(["download", *argv])
+
+
+@pytest.fixture(scope="module", params=["data_scripts/download.py", "mmkeras download"])
+def cli(request):
+    """Both command lines, so that every test below shows they take the same flags and give the same codes."""
+    return _data_script() if request.param.startswith("data_scripts") else _mmkeras_download
 
 
 def test_cli_lists_datasets(cli, capsys):
-    assert cli.main(["--list"]) == 0
+    assert cli(["--list"]) == 0
     out = capsys.readouterr().out
     for name in REGISTRY:
         assert name in out
@@ -658,22 +669,35 @@ def test_cli_lists_datasets(cli, capsys):
 
 def test_cli_prints_hash(cli, tmp_path, capsys):
     (tmp_path / "f.bin").write_bytes(b"abc")
-    assert cli.main(["--print-hash", str(tmp_path / "f.bin")]) == 0
+    assert cli(["--print-hash", str(tmp_path / "f.bin")]) == 0
     assert capsys.readouterr().out.startswith(f"{sha256(b'abc')}  3  ")
 
 
 def test_cli_downloads_through_a_mirror(cli, server, tmp_path, capsys, monkeypatch):
     payload = make_zip(ZIP_MEMBERS)
     server.serve("/mirror/toy.zip", Response(body=payload))
-    monkeypatch.setitem(cli.REGISTRY, "toy", make_spec("https://example.invalid/files/toy.zip", payload))
+    monkeypatch.setitem(REGISTRY, "toy", make_spec("https://example.invalid/files/toy.zip", payload))
 
-    code = cli.main(["toy", "--data-dir", str(tmp_path), "--mirror", server.url("/mirror"), "--quiet"])
+    code = cli(["toy", "--data-dir", str(tmp_path), "--mirror", server.url("/mirror"), "--quiet"])
 
     assert code == 0
     assert f"ready at {tmp_path / 'toy'}" in capsys.readouterr().out
-    assert server.requests == ["/mirror/toy.zip"]
+    assert server.requests[-1] == "/mirror/toy.zip"
 
 
-def test_cli_reports_errors(cli, tmp_path, capsys):
-    assert cli.main(["esc50", "--data-dir", str(tmp_path)]) == 1
+def test_cli_reports_a_failed_download_with_code_1(cli, tmp_path, capsys):
+    assert cli(["esc50", "--data-dir", str(tmp_path)]) == 1
     assert "no sha256 is recorded for dataset 'esc50'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [(["nope"], "Received: 'nope'"), ([], "give a dataset NAME"),
+                                          (["--print-hash", "/no/such/file"], "/no/such/file")])
+def test_cli_reports_bad_usage_with_code_2(cli, argv, message, capsys):
+    assert cli(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_flag_values(cli, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["fsdd", "--timeout", "-3"])
+    assert exit_info.value.code == 2 and "expected a positive number, received '-3'" in capsys.readouterr().err

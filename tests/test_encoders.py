@@ -14,10 +14,10 @@ from mmkeras.encoders import (
     build_audio_encoder,
     build_bert_text_encoder,
     build_encoder,
+    build_encoders,
     build_image_encoder,
     build_pretrained_image_encoder,
     build_text_encoder,
-    build_encoders,
     build_vector_encoder,
     build_video_encoder,
     learn_vocabulary,
@@ -207,3 +207,12 @@ def test_a_sample_gets_the_same_features_alone_or_in_a_batch(modality, batch):
     for i in range(3):
         alone = keras.ops.convert_to_numpy(encoder(batch[modality][i : i + 1], training=False))
         np.testing.assert_allclose(alone[0], together[i], atol=1e-4)
+
+
+def test_bert_encoder_refuses_a_backbone_without_pooled_output_at_once():
+    """A preset whose backbone has no pooled [CLS] vector fails when the encoder is built, not when it is called."""
+    inputs = keras.Input(shape=(4,))
+    not_bert = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    preprocessor = build_bert_text_encoder(vocabulary=VOCABULARY).preprocessor
+    with pytest.raises(ValueError, match=r"'pooled_output' and 'sequence_output'.*Received: Functional"):
+        BertTextEncoder(not_bert, preprocessor)

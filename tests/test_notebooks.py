@@ -15,7 +15,7 @@ import sys
 import nbformat
 import pytest
 
-from mmkeras.notebooks import execute_notebook
+from mmkeras.notebooks import clean_outputs, execute_notebook, find_noise
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -48,6 +48,31 @@ def test_committed_outputs_come_from_an_in_order_full_run(path):
     printed = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
     assert "SMOKE = False" in printed, "outputs must come from a full-mode run (the setup cell prints SMOKE)"
     assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs), "a notebook shows plots"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_outputs_show_no_start_up_noise(path):
+    """No TensorFlow start-up block, tqdm warning or path of a build machine in what a reader sees."""
+    noise = find_noise(nbformat.read(path, as_version=4))
+    assert not noise, noise[:5]
+
+
+def test_the_cleaner_removes_exactly_the_known_noise():
+    notebook = nbformat.v4.new_notebook()
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1795450294.384226     699 port.cc:153] oneDNN custom operations are on. You may see...\n"
+            "I0000 00:00:1795450294.385052     699 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
+            "/tmp/venv/lib/python3.11/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please...\n"
+            "  from .autonotebook import tqdm as notebook_tqdm\n"
+            "UserWarning: something a learner should see\n")
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=text),
+                    nbformat.v4.new_output("stream", name="stderr", text="I0000 00:00:1.2   9 port.cc:1] oneDNN custom "
+                                                                           "operations are on\n")]
+    notebook.cells.append(cell)
+    assert clean_outputs(notebook) == 6
+    assert [o["text"] for o in cell.outputs] == ["UserWarning: something a learner should see\n"]
+    assert find_noise(notebook) == []
 
 
 def test_notebooks_open_with_goals_and_close_with_recap_and_exercises():

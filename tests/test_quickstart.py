@@ -59,7 +59,7 @@ def test_json_into_a_missing_folder_is_a_clear_error(tmp_path):
         (["quickstart", "--epochs", "0"], "expected a positive integer, received '0'"),
         (["quickstart", "--train-size", "many"], "expected a positive integer, received 'many'"),
         (["quickstart", "--seed", "-1"], "seed=-1"),
-        (["download", "no-such-dataset"], "no-such-dataset"),
+        (["download", "no-such-dataset"], "Received: 'no-such-dataset'"),
         (["fly"], "invalid choice: 'fly'"),
     ],
 )
@@ -89,3 +89,18 @@ def test_cli_rejects_a_bad_smoke_switch(tmp_path):
     done = _cli("quickstart", cwd=tmp_path, env_extra={"MMKERAS_SMOKE": "maybe"})
     assert done.returncode == 2
     assert "MMKERAS_SMOKE='maybe'" in done.stderr
+
+
+def test_import_and_download_list_never_load_tensorflow(tmp_path):
+    """`import mmkeras`, `mmkeras --help` and `mmkeras download --list` stay light and print no TensorFlow line."""
+    check = ("import mmkeras, sys; mmkeras.data; mmkeras.config; from mmkeras.cli import main; main(['download', "
+             "'--list']); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF loaded'")
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for args in (["--help"], ["download", "--list"]):
+        done = subprocess.run([sys.executable, "-m", "mmkeras", *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert not any(word in done.stdout + done.stderr for word in ("oneDNN", "cuda", "absl")), done

@@ -16,7 +16,7 @@ Where things go:
   `MMKERAS_MIRROR=https://mirror.example.org/mmkeras` fetches `https://mirror.example.org/mmkeras/v1.0.9.tar.gz`
   for `fsdd`. A `file://` mirror (a shared folder) works too.
 
-Why `urllib.request` and not `pooch` (a dependency of the course): the rules above need control that pooch
+Why `urllib.request` and not `pooch` (considered, and not a dependency): the rules above need control that pooch
 does not give. Its `retry_if_failed` retries every failure alike, a hash mismatch or a 404 as well as a
 dropped connection, with a linear wait; it downloads through `requests`, which is not a declared dependency
 of mmkeras; and its `Untar` processor uses the tar "data" filter only on Python >= 3.12, while `Unzip` does
@@ -54,6 +54,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from mmkeras._validation import check_int, check_number
 from mmkeras.data.registry import DatasetSpec, get_spec
 
 DATA_DIR_ENV = "MMKERAS_DATA_DIR"
@@ -278,12 +279,9 @@ def extract_archive(
 
 
 def _check_arguments(timeout: float, retries: int, backoff: float) -> None:
-    if not timeout > 0:
-        raise ValueError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}")
-    if not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"`retries` must be an integer >= 0. Received: retries={retries!r}")
-    if not backoff >= 0:
-        raise ValueError(f"`backoff` must be >= 0 seconds. Received: backoff={backoff!r}")
+    check_number("timeout", timeout, low=0, low_inclusive=False)
+    check_int("retries", retries, minimum=0)
+    check_number("backoff", backoff, low=0)
 
 
 def _local_filename(spec: DatasetSpec) -> str:

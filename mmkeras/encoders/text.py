@@ -98,7 +98,8 @@ def build_text_encoder(
         raise ValueError("Pass `vocabulary=`: mmkeras.data.VOCABULARY for the moving toys, or "
                          "mmkeras.encoders.learn_vocabulary(your_training_captions). Received: vocabulary=None")
     vocabulary = check_words("vocabulary", vocabulary)
-    sequence_length, embedding_dim = check_int("sequence_length", sequence_length), check_int("embedding_dim", embedding_dim)
+    sequence_length = check_int("sequence_length", sequence_length)
+    embedding_dim = check_int("embedding_dim", embedding_dim)
     hidden_dim, num_heads = check_int("hidden_dim", hidden_dim), check_int("num_heads", num_heads)
     check_fraction("dropout", dropout)
     check_bool("sequence_output", sequence_output)

@@ -12,10 +12,11 @@ import keras
 import numpy as np
 
 import mmkeras
-from mmkeras.data import MultimodalData
-from mmkeras.data.synthetic import AUDIO_LENGTH, SAMPLE_RATE
+from mmkeras.data import SCHEMA, DataSchema, MultimodalData
 
 SMOKE = mmkeras.config.is_smoke()
+AUDIO = SCHEMA.modality("audio")  # the moving toys' audio: shape (4000,), 8000 Hz
+AUDIO_LENGTH, SAMPLE_RATE = AUDIO.shape[0], AUDIO.sample_rate
 
 
 def stft_power(waveforms, fft_length: int = 256, hop_length: int = 128) -> np.ndarray:
@@ -58,7 +59,7 @@ def exercise_1():
 
 def exercise_2():
     """A rule with no learning: the sign of the spectral centroid's trend tells the direction."""
-    data = mmkeras.make_synthetic(64 if SMOKE else 1000, seed=2)
+    data = mmkeras.make_synthetic(mmkeras.config.by_mode(full=1000, smoke=64), seed=2)
     predicted = (centroid_slope(data.features["audio"]) > 0).astype(int)  # 1 = rising = right
     correct = predicted == data.labels["direction"]
     failed = data.meta["audio_failed"]
@@ -70,13 +71,14 @@ def exercise_2():
 
 def exercise_3():
     """Time reversal as data augmentation for the direction model."""
-    splits = mmkeras.load_splits(*((128, 32, 64) if SMOKE else (2000, 500, 1000)))
+    splits = mmkeras.load_splits(*mmkeras.config.by_mode(full=(2000, 500, 1000), smoke=(128, 32, 64)))
     train, test = splits["train"], splits["test"]
     reversed_audio = train.features["audio"][:, ::-1].copy()  # a rising chirp played backwards falls
     ok = ~train.meta["audio_failed"]
     flips = np.sign(centroid_slope(reversed_audio[ok])) != np.sign(centroid_slope(train.features["audio"][ok]))
     assert flips.mean() > 0.95, "reversing a chirp must reverse its pitch trend"
 
+    schema = DataSchema((AUDIO,), (SCHEMA.label("label"), SCHEMA.label("direction")))  # audio and two labels
     augmented = MultimodalData(
         features={"audio": np.concatenate([train.features["audio"], reversed_audio])},
         labels={
@@ -84,12 +86,14 @@ def exercise_3():
             "direction": np.concatenate([train.labels["direction"], 1 - train.labels["direction"]]),
         },
         meta={"audio_failed": np.concatenate([train.meta["audio_failed"], train.meta["audio_failed"]])},
+        schema=schema,
     )
     assert len(augmented) == 2 * len(train) and augmented.labels["direction"].mean() == 0.5  # exactly balanced
 
-    model = mmkeras.build_fusion_classifier({"audio": mmkeras.encoders.build_audio_encoder()}, num_classes=2)
-    mmkeras.fit_classifier(model, augmented, epochs=1 if SMOKE else 6, label_keys="direction")
-    predicted = model.predict({"audio": test.features["audio"]}, verbose=0).argmax(-1)
+    mmkeras.seed_everything(0)
+    model = mmkeras.build_fusion_classifier({"audio": mmkeras.encoders.build_encoder(AUDIO)}, num_classes=2)
+    mmkeras.fit_classifier(model, augmented, epochs=mmkeras.config.by_mode(full=6, smoke=1), label_keys="direction")
+    predicted = mmkeras.predict_classes(model, test)  # (n,) 0 = left, 1 = right
     accuracy = float(np.mean(predicted == test.labels["direction"]))
     print(f"    {len(train)} -> {len(augmented)} training waveforms; test direction accuracy {accuracy:.3f}")
     if not SMOKE:
