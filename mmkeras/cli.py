@@ -133,8 +133,14 @@ def _quickstart(args) -> int:
     import dataclasses
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: fewer C++ notes
+    import tensorflow as tf
+
     from mmkeras.config import is_smoke
     from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
+
+    # Five new models in a row each trace their own predict function; TensorFlow's "retracing" warning about
+    # it is expected here and not actionable, so this command (an application, not a library) hides it.
+    tf.get_logger().setLevel("ERROR")
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
     try:

@@ -13,7 +13,8 @@ The tests call these on each encoder, fusion layer and classifier:
 `save_tiny_preset` writes a tiny, randomly initialised keras-hub preset folder (BERT, ResNet or ViT) exactly
 as `save_to_preset` writes a real one, so that preset loading is tested offline; the notebooks use it too.
 
-They use TensorFlow's `GradientTape` (this course runs Keras 3 on the TensorFlow backend).
+They run on the TensorFlow backend (the course's) and on JAX: `check_gradients` differentiates with
+`tf.GradientTape` or `jax.grad` over `model.stateless_call`, whichever backend Keras runs on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import tempfile
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def _first(outputs):
@@ -48,8 +48,7 @@ def _slice_batch(inputs, size):
 def _symbolic_like(inputs):
     """`keras.Input`s with the shapes (batch `None`) and dtypes of concrete inputs."""
     def one(x):
-        x = tf.convert_to_tensor(x)
-        return keras.Input(shape=tuple(x.shape[1:]), dtype=x.dtype.name)
+        return keras.Input(shape=tuple(x.shape[1:]), dtype=keras.backend.standardize_dtype(x.dtype))
     if isinstance(inputs, dict):
         return {k: one(v) for k, v in inputs.items()}
     if isinstance(inputs, (list, tuple)):
@@ -91,6 +90,35 @@ def check_save_load(model: keras.Model, inputs, directory=None, atol: float = 1e
     return loaded
 
 
+def _projection_loss(outputs, projections):
+    flat = outputs.values() if isinstance(outputs, dict) else [outputs]
+    floats = [keras.ops.cast(o, "float32") for o in flat if "float" in keras.backend.standardize_dtype(o.dtype)]
+    return sum(keras.ops.sum(o * p) for o, p in zip(floats, projections))  # a padding mask has no gradient
+
+
+def _gradients(model, inputs, projections) -> list:
+    """The gradient of `_projection_loss` with respect to every trainable weight, on the current backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = _projection_loss(model(inputs, training=True), projections)
+        return tape.gradient(loss, model.trainable_weights)
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def loss_of(weights):
+            outputs, _ = model.stateless_call(weights, non_trainable, inputs, training=True)
+            return _projection_loss(outputs, projections)
+
+        return jax.grad(loss_of)(trainable)
+    raise NotImplementedError(f"check_gradients supports the tensorflow and jax backends. Received: {backend!r}")
+
+
 def check_gradients(model: keras.Model, inputs, seed: int = 0, unused=()) -> None:
     """Every trainable weight receives a non-zero gradient of a random projection of the outputs.
 
@@ -98,16 +126,15 @@ def check_gradients(model: keras.Model, inputs, seed: int = 0, unused=()) -> Non
     when the encoder returns the token sequence).
     """
     rng = np.random.default_rng(seed)
-    with tf.GradientTape() as tape:
-        outputs = model(inputs, training=True)
-        flat = outputs.values() if isinstance(outputs, dict) else [outputs]
-        flat = [tf.cast(o, "float32") for o in flat if o.dtype.is_floating]  # a padding mask has no gradient
-        loss = sum(tf.reduce_sum(o * rng.normal(size=o.shape).astype("float32")) for o in flat)
+    outputs = model(inputs, training=False)
+    flat = outputs.values() if isinstance(outputs, dict) else [outputs]
+    projections = [rng.normal(size=tuple(o.shape)).astype("float32") for o in flat
+                   if "float" in keras.backend.standardize_dtype(o.dtype)]
     weights = model.trainable_weights
     assert weights, f"{model.name} has no trainable weights"
-    grads = tape.gradient(loss, weights)
+    grads = _gradients(model, inputs, projections)
     missing = [w.path for w, g in zip(weights, grads)
-               if (g is None or not np.any(keras.ops.convert_to_numpy(tf.convert_to_tensor(g))))
+               if (g is None or not np.any(keras.ops.convert_to_numpy(g)))
                and not any(fragment in w.path for fragment in unused)]
     assert not missing, f"weights without gradient: {missing}"
 

@@ -81,6 +81,11 @@ class FusionLayer(layers.Layer):
         masks = self.check_padding_masks(features, padding_masks)
         return [masked_mean(x, m) if len(x.shape) == 3 else x for x, m in zip(features, masks)]
 
+    def ensure_built(self, features, padding_masks=None) -> None:
+        """Builds the layer on these features if it was never called (for the analysis methods)."""
+        if not self.built:
+            self(list(features), padding_masks=padding_masks)
+
     @staticmethod
     def pooled_shapes(shapes) -> list[tuple]:
         return [(shape[0], shape[-1]) for shape in shapes]
