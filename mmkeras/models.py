@@ -61,6 +61,9 @@ class FusionClassifier(keras.Model):
             dropout=dropout)`. Defaults to `None`.
         hidden_dim: int. Output size of the default fusion. Defaults to `64`.
         dropout: float. Dropout of the default fusion, on the concatenated features. Defaults to `0.2`.
+        modality_dropout: float. While training, replace each modality's features by zeros with this
+            probability (`mmkeras.missing.ModalityDropout`), so that the model copes with a missing one.
+            Defaults to `0.0`.
         **kwargs: passed on to `keras.Model` (e.g. `name`).
 
     Outputs: the logits `(batch, num_classes)` of the single head, or a dict `{head: logits}` for several.
@@ -74,8 +77,10 @@ class FusionClassifier(keras.Model):
     >>> model.compile()  # Adam, cross-entropy on logits and accuracy for every head
     """
 
-    def __init__(self, encoders, heads=None, fusion=None, hidden_dim=64, dropout=0.2, **kwargs):
+    def __init__(self, encoders, heads=None, fusion=None, hidden_dim=64, dropout=0.2, modality_dropout=0.0,
+                 **kwargs):
         from mmkeras.fusion import ConcatenationFusion, get_fusion
+        from mmkeras.missing import ModalityDropout
 
         if not isinstance(encoders, dict) or not encoders:
             raise ValueError(f"`encoders` must be a non-empty dict {{modality: keras.Model}}. "
@@ -86,6 +91,7 @@ class FusionClassifier(keras.Model):
                 raise ValueError(f"encoders[{modality!r}] must be a keras.Model. Received: {encoder!r}")
         heads = _check_heads({"label": 8} if heads is None else heads)
         hidden_dim, dropout = check_int("hidden_dim", hidden_dim), check_fraction("dropout", dropout)
+        modality_dropout = check_fraction("modality_dropout", modality_dropout)
         if fusion is None:
             fusion = ConcatenationFusion(hidden_dim, dropout=dropout, name="fusion")
         else:
@@ -102,6 +108,8 @@ class FusionClassifier(keras.Model):
             else:
                 features.append(z)
                 masks.append(None)
+        if modality_dropout > 0:
+            features = ModalityDropout(modality_dropout, name="modality_dropout")(features)
         fused = fusion(features, padding_masks=masks) if any(m is not None for m in masks) else fusion(features)
         head_layers = {name: layers.Dense(classes, dtype="float32", name=name) for name, classes in heads.items()}
         outputs = {name: head(fused) for name, head in head_layers.items()}  # logits, float32
@@ -115,6 +123,7 @@ class FusionClassifier(keras.Model):
         self.heads = heads
         self.hidden_dim = hidden_dim
         self.dropout = dropout
+        self.modality_dropout = modality_dropout
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -177,6 +186,7 @@ class FusionClassifier(keras.Model):
             "fusion": keras.saving.serialize_keras_object(self.fusion),
             "hidden_dim": self.hidden_dim,
             "dropout": self.dropout,
+            "modality_dropout": self.modality_dropout,
         }
 
     @classmethod
@@ -194,6 +204,7 @@ def build_fusion_classifier(
     dropout: float = 0.2,
     aux_heads: dict | None = None,
     fusion=None,
+    modality_dropout: float = 0.0,
     name: str | None = None,
     **encoder_overrides,
 ) -> FusionClassifier:
@@ -209,6 +220,7 @@ def build_fusion_classifier(
         dropout: float. Dropout on the concatenated features. Defaults to `0.2`.
         aux_heads: dict or None. Extra heads `{name: num_classes}`, e.g. `{"shape": 2, "color": 2}`.
         fusion: keras Layer, str or None. Replaces the default concatenation (see `FusionClassifier`).
+        modality_dropout: float. Probability of hiding each modality while training. Defaults to `0.0`.
         name: str or None. The model's name; defaults to the modalities joined by `"_"`.
         **encoder_overrides: per-modality arguments of the default encoders, e.g. `audio={"kind": "cnn"}`.
 
@@ -240,4 +252,4 @@ def build_fusion_classifier(
                          f"{{modality: model}}. Received: encoders={encoders!r}")
     heads = {main_head: 8 if num_classes is None else num_classes} | dict(aux_heads or {})
     return FusionClassifier(encoders, heads=heads, fusion=fusion, hidden_dim=hidden_dim, dropout=dropout,
-                            name=name or "_".join(encoders))
+                            modality_dropout=modality_dropout, name=name or "_".join(encoders))

@@ -188,3 +188,18 @@ def test_bad_arguments_raise(make, call, match):
 def test_get_fusion_builds_with_defaults_and_overrides():
     assert get_fusion("gated", width=16).width == 16
     assert get_fusion("tensor").projection_dim == FUSIONS["tensor"].defaults["projection_dim"]
+
+
+def test_modality_dropout_drops_whole_modalities_only_in_training():
+    from mmkeras.missing import ModalityDropout
+
+    layer = ModalityDropout(0.5, seed=3)
+    z = [np.ones((200, 3), "float32"), np.ones((200, 2), "float32")]
+    kept = [keras.ops.convert_to_numpy(x) for x in layer(z, training=True)]
+    for x in kept:
+        assert set(np.unique(x)) <= {0.0, 1.0} and (x.min(1) == x.max(1)).all()  # a row is all kept or all dropped
+    dropped = np.stack([x[:, 0] == 0 for x in kept], 1)
+    assert not dropped.all(1).any(), "a sample never loses every modality"
+    assert 0.18 < dropped.mean() < 0.32  # 0.5 minus the draws that would drop both, which keep both
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(z)[0]), z[0])
+    testing.check_config_round_trip(layer)

@@ -120,3 +120,17 @@ def test_bad_data_and_heads(small):
         predict_classes(build_fusion_classifier(["audio"], aux_heads={"shape": 2}), small[1], head="size")
     with pytest.raises(ValueError, match="no label 'label'"):
         evaluate_classifier(model, ({"audio": small[1].features["audio"]}, None))
+
+
+def test_missing_modalities_are_evaluated_one_by_one(small, tmp_path):
+    from mmkeras import testing
+    from mmkeras.missing import evaluate_missing, without_modality
+
+    train, val = small
+    blind = without_modality(val, "text")
+    assert set(blind.features["text"]) == {""} and np.array_equal(blind.features["audio"], val.features["audio"])
+    model = build_fusion_classifier(["text", "audio"], modality_dropout=0.3)
+    fit_classifier(model, train, epochs=1)
+    results = evaluate_missing(model, val)
+    assert sorted(results) == ["audio", "none", "text"] and all(0 <= v <= 1 for v in results.values())
+    testing.check_save_load(model, val.inputs(["text", "audio"]), tmp_path)

@@ -1,0 +1,105 @@
+"""Missing modalities (模态缺失): train a model to cope with them, and measure how it copes.
+
+* `ModalityDropout`: during training, replace each modality's features by zeros with probability `rate`,
+  independently per sample (never all of them), so that the fusion learns not to lean on one witness.
+* `without_modality(data, name)`: the same samples with one modality removed: zeros for numbers, the empty
+  string for text (what a dead camera or an empty caption delivers).
+* `evaluate_missing(model, data)`: the accuracy with each modality removed in turn.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from mmkeras._validation import check_fraction
+from mmkeras.data.pipeline import as_multimodal
+from mmkeras.data.schema import MultimodalData
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class ModalityDropout(layers.Layer):
+    """Drops whole modalities at random while training: `z_m <- keep_m * z_m`, `keep_m ~ Bernoulli(1 - rate)`.
+
+    One keep/drop draw per sample and modality; a sample that would lose every modality keeps all of them.
+    Unlike ordinary dropout the kept features are not rescaled: at test time a missing modality is a zero
+    vector too, and the model should see the same thing in both cases. A no-op at inference.
+
+    Args:
+        rate: float. Probability of dropping each modality, in [0, 1). Defaults to `0.25`.
+        seed: int or None. Seed of the layer's own `SeedGenerator`. Defaults to `None`.
+        **kwargs: passed on to `keras.layers.Layer`.
+
+    Example:
+    >>> dropout = ModalityDropout(0.5, seed=1)
+    >>> z = [keras.ops.ones((4, 3)), keras.ops.ones((4, 2))]
+    >>> [tuple(x.shape) for x in dropout(z, training=True)]
+    [(4, 3), (4, 2)]
+    """
+
+    def __init__(self, rate=0.25, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check_fraction("rate", rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, features, training=None):
+        features = list(features)
+        if not training or self.rate == 0:
+            return features
+        batch = ops.shape(features[0])[0]
+        draws = keras.random.uniform((batch, len(features)), seed=self.seed_generator)  # (batch, M)
+        keep = ops.cast(draws >= self.rate, self.compute_dtype)
+        none_kept = ops.sum(keep, axis=1, keepdims=True) == 0  # (batch, 1)
+        keep = ops.where(none_kept, ops.ones_like(keep), keep)
+        kept = []
+        for index, x in enumerate(features):
+            factor = keep[:, index]
+            factor = ops.reshape(factor, (-1,) + (1,) * (len(x.shape) - 1))  # broadcast over the features
+            kept.append(x * ops.cast(factor, x.dtype))
+        return kept
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, features, training=None):
+        return [keras.KerasTensor(x.shape, dtype=x.dtype) for x in features]
+
+    def get_config(self):
+        return super().get_config() | {"rate": self.rate, "seed": self.seed}
+
+
+def without_modality(data, name: str) -> MultimodalData:
+    """The same samples with modality `name` removed: zeros for numbers, `""` for text.
+
+    Example:
+    >>> from mmkeras.data import make_synthetic
+    >>> blind = without_modality(make_synthetic(4), "image")
+    >>> float(blind.features["image"].max())
+    0.0
+    """
+    data = as_multimodal(data)
+    spec = data.schema.modality(name)
+    features = dict(data.features)
+    if spec.dtype == "string":
+        features[name] = np.full(len(data), "", dtype=object)
+    else:
+        features[name] = np.zeros_like(data.features[name])
+    return MultimodalData(features, data.labels, data.meta, data.schema)
+
+
+def evaluate_missing(model, data, modalities=None, head: str | None = None) -> dict:
+    """Accuracy of `model` on `data` with nothing removed (`"none"`) and with each modality removed in turn.
+
+    Returns:
+        `{"none": accuracy, modality: accuracy, ...}`.
+    """
+    from mmkeras.training import evaluate_classifier, model_modalities
+
+    data = as_multimodal(data)
+    names = list(modalities) if modalities is not None else model_modalities(model)
+    results = {"none": evaluate_classifier(model, data, head=head)["accuracy"]}
+    for name in names:
+        results[name] = evaluate_classifier(model, without_modality(data, name), head=head)["accuracy"]
+    return results
