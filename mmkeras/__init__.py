@@ -6,13 +6,16 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.data        DataSchema / MultimodalData for any dataset, the embedded "moving toys", tf.data,
                         checksummed downloads
     mmkeras.encoders    one feature extractor per kind of modality (text, image, audio, video, vector)
-    mmkeras.fusion      fusion layers and their contract (ConcatenationFusion first)
+    mmkeras.fusion      fusion layers, their contract and the FUSIONS registry (concat, product, tensor, gated,
+                        attention, multimodal Transformer, ...)
     mmkeras.models      FusionClassifier: encoders + fusion + logits heads; build_fusion_classifier
     mmkeras.training    fit_classifier / evaluate_classifier / train_and_evaluate
     mmkeras.metrics     confusion matrix, precision, recall, F1
     mmkeras.viz         the plots the notebooks show
     mmkeras.testing     the checks every layer and model must pass
+    mmkeras.missing     modality dropout and the accuracy with a modality removed
     mmkeras.quickstart  the main job behind `mmkeras quickstart`
+    mmkeras.compare     every fusion strategy on the same data: `mmkeras compare-fusions`
 
 `import mmkeras` is light: TensorFlow, Keras, keras-hub and matplotlib are imported the first time a name
 that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ...), so `mmkeras --help` and
@@ -25,8 +28,8 @@ import importlib
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("config", "data", "encoders", "fusion", "metrics", "models", "notebooks", "quickstart", "testing",
-               "training", "viz")
+_SUBMODULES = ("compare", "config", "data", "encoders", "fusion", "metrics", "missing", "models", "notebooks",
+               "quickstart", "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",

@@ -1,11 +1,11 @@
-"""The `mmkeras` command: `mmkeras quickstart` and `mmkeras download`.
+"""The `mmkeras` command: `mmkeras quickstart`, `mmkeras compare-fusions` and `mmkeras download`.
 
 `data_scripts/download.py` is this same `download` command (it calls `main(["download", ...])`), so the two
 take the same flags and return the same exit codes:
 
     0  done;   1  the download, the checksum or the extraction failed;   2  bad usage (unknown dataset, bad flag).
 
-Only `mmkeras quickstart` imports TensorFlow; `--help` and `download` never do.
+Only `quickstart` and `compare-fusions` import TensorFlow; `--help` and `download` never do.
 """
 
 from __future__ import annotations
@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--epochs", type=_positive_int, help="epochs per model (default: 8, 1 in smoke mode)")
     quick.add_argument("--train-size", type=_positive_int, help="training samples (default: 3000)")
     quick.add_argument("--quiet", action="store_true", help="no progress bar")
+    compare = commands.add_parser("compare-fusions", help="train every fusion strategy; compare accuracy, size, "
+                                                          "time and robustness to a missing modality")
+    compare.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    compare.add_argument("--out-dir", default="outputs", help="folder for the chart (default: outputs)")
+    compare.add_argument("--no-plot", action="store_true", help="do not save the chart")
+    compare.add_argument("--strategies", help="comma-separated names (default: every registered strategy)")
+    compare.add_argument("--modality-dropout", type=float, default=0.0,
+                         help="probability of hiding each modality while training (default: 0)")
+    compare.add_argument("--epochs", type=_positive_int, help="epochs per model (default: 8, 1 in smoke mode)")
+    compare.add_argument("--quiet", action="store_true", help="no progress bar")
     download = commands.add_parser("download", help="download, verify and extract a registered real dataset")
     add_download_arguments(download)
     return parser
@@ -126,21 +136,64 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "download":
         return run_download(args)
+    if args.command == "compare-fusions":
+        return _compare_fusions(args)
     return _quickstart(args)
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: fewer C++ notes
+    import tensorflow as tf
+
+    # New models in a row each trace their own predict function; TensorFlow's "retracing" warning about it is
+    # expected here and not actionable, so these commands (applications, not a library) hide it.
+    tf.get_logger().setLevel("ERROR")
+
+
+def _write_outputs(results, out_dir, json_path, figure_name, make_figure) -> dict:
+    from mmkeras.quickstart import save_outputs
+
+    return save_outputs(results, out_dir, json_path, figure_name=figure_name, make_figure=make_figure)
+
+
+def _compare_fusions(args) -> int:
+    import dataclasses
+
+    _quiet_tensorflow()
+    from mmkeras.compare import compare_fusions, format_comparison, plot_comparison
+    from mmkeras.config import is_smoke
+    from mmkeras.quickstart import QuickstartConfig
+
+    names = [n.strip() for n in args.strategies.split(",")] if args.strategies else None
+    try:
+        smoke = is_smoke()
+        config = QuickstartConfig.smoke() if smoke else QuickstartConfig()
+        if args.epochs:
+            config = dataclasses.replace(config, epochs=args.epochs)
+        print(f"mmkeras compare-fusions: {config.train_size} training samples, {config.epochs} epochs per model"
+              f"{' (smoke mode)' if smoke else ''}")
+        results = compare_fusions(names, config, args.modality_dropout, progress=not args.quiet)
+    except ValueError as error:
+        print(f"mmkeras compare-fusions: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_comparison(results))
+    try:
+        written = _write_outputs(results, None if args.no_plot else args.out_dir, args.json,
+                                 "fusion_comparison.png", plot_comparison)
+    except (ValueError, OSError) as error:
+        print(f"mmkeras compare-fusions: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    for kind, path in written.items():
+        print(f"{kind} written to {path}")
+    return EXIT_OK
 
 
 def _quickstart(args) -> int:
     import dataclasses
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: fewer C++ notes
-    import tensorflow as tf
-
+    _quiet_tensorflow()
     from mmkeras.config import is_smoke
     from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
-
-    # Five new models in a row each trace their own predict function; TensorFlow's "retracing" warning about
-    # it is expected here and not actionable, so this command (an application, not a library) hides it.
-    tf.get_logger().setLevel("ERROR")
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
     try:

@@ -95,29 +95,37 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def save_outputs(results: dict, out_dir: str | os.PathLike | None = "outputs", json_path=None) -> dict:
-    """Writes the bar chart PNG into `out_dir` (unless `None`) and the JSON summary to `json_path`.
+def plot_quickstart(results: dict):
+    """The quickstart's bar chart: each modality alone vs. the concatenation of all four."""
+    from mmkeras.viz import plot_accuracy_bars
+
+    return plot_accuracy_bars(results["accuracy"], chance=1 / NUM_CLASSES["label"],
+                              title="Test accuracy: each modality alone vs. concatenation of all four")
+
+
+def save_outputs(results: dict, out_dir: str | os.PathLike | None = "outputs", json_path=None,
+                 figure_name: str = "quickstart_accuracy.png", make_figure=plot_quickstart) -> dict:
+    """Writes the chart PNG into `out_dir` (unless `None`) and the JSON summary to `json_path`.
 
     The JSON holds `{"accuracy": {...}, "seconds": ...}` plus parameters, per-model seconds and the config.
-    Returns the paths written, `{"plot": path, "json": path}`.
+    Returns the paths written, `{"plot": path, "json": path}`. The JSON is written to a temporary file and
+    renamed, so a failure never leaves half a file.
     """
-    written = {}
-    if out_dir is not None:
-        import matplotlib.pyplot as plt
-
-        from mmkeras.viz import plot_accuracy_bars
-
-        out = pathlib.Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        fig = plot_accuracy_bars(results["accuracy"], chance=1 / NUM_CLASSES["label"],
-                                 title="Test accuracy: each modality alone vs. concatenation of all four")
-        written["plot"] = out / "quickstart_accuracy.png"
-        fig.savefig(written["plot"], dpi=120)
-        plt.close(fig)  # a library call leaves no open figure behind (and never switches the backend)
     if json_path is not None:
         path = pathlib.Path(json_path)
         if path.parent and not path.parent.exists():
             raise ValueError(f"The folder of --json does not exist. Received: json_path={str(path)!r}")
+    written = {}
+    if out_dir is not None:
+        import matplotlib.pyplot as plt
+
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fig = make_figure(results)
+        written["plot"] = out / figure_name
+        fig.savefig(written["plot"], dpi=120)
+        plt.close(fig)  # a library call leaves no open figure behind (and never switches the backend)
+    if json_path is not None:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")
         os.replace(tmp, path)  # never leave a half-written file

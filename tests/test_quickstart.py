@@ -104,3 +104,22 @@ def test_import_and_download_list_never_load_tensorflow(tmp_path):
                               cwd=tmp_path, timeout=120)
         assert done.returncode == 0, done.stderr
         assert not any(word in done.stdout + done.stderr for word in ("oneDNN", "cuda", "absl")), done
+
+
+def test_compare_fusions_smoke_run_writes_every_strategy(tmp_path):
+    out = tmp_path / "fusions.json"
+    done = _cli("compare-fusions", "--strategies", "concat,gated,cross_attention", "--json", str(out), "--out-dir",
+                str(tmp_path), "--quiet", env_extra={"MMKERAS_SMOKE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())["strategies"]
+    assert list(result) == ["concat", "gated", "cross_attention"]
+    for row in result.values():
+        assert set(row) == {"accuracy", "params", "seconds", "missing"}
+        assert sorted(row["missing"]) == ["audio", "image", "text", "video"]
+    assert (tmp_path / "fusion_comparison.png").stat().st_size > 1000
+    assert "-video" in done.stdout
+
+
+def test_compare_fusions_refuses_an_unknown_strategy(tmp_path):
+    done = _cli("compare-fusions", "--strategies", "concat,magic", cwd=tmp_path, env_extra={"MMKERAS_SMOKE": "1"})
+    assert done.returncode == 2 and "Received: ['concat', 'magic']" in done.stderr

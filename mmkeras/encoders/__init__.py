@@ -13,7 +13,12 @@ the modality's `kind` picks the builder, its shape sizes the input, and each enc
 from __future__ import annotations
 
 from mmkeras.encoders.audio import build_audio_encoder, mel_spectrogram_layer
-from mmkeras.encoders.image import build_conv_stack, build_image_encoder, build_pretrained_image_encoder
+from mmkeras.encoders.image import (
+    InferenceMode,
+    build_conv_stack,
+    build_image_encoder,
+    build_pretrained_image_encoder,
+)
 from mmkeras.encoders.masking import PaddingMask
 from mmkeras.encoders.text import BertTextEncoder, build_bert_text_encoder, build_text_encoder, learn_vocabulary
 from mmkeras.encoders.vector import build_vector_encoder
@@ -100,6 +105,7 @@ def build_encoders(data, modalities=None, **overrides) -> dict:
 __all__ = [
     "BUILDERS",
     "BertTextEncoder",
+    "InferenceMode",
     "PaddingMask",
     "build_audio_encoder",
     "build_bert_text_encoder",
