@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mmkeras._validation import check_fraction, check_int, check_name
+from mmkeras._validation import check_choice, check_fraction, check_int, check_name
 
 
 def _input_for(modality: str, encoder) -> keras.KerasTensor:
@@ -64,6 +64,9 @@ class FusionClassifier(keras.Model):
         modality_dropout: float. While training, replace each modality's features by zeros with this
             probability (`mmkeras.missing.ModalityDropout`), so that the model copes with a missing one.
             Defaults to `0.0`.
+        loss_weighting: None or `"uncertainty"`. With several heads, `"uncertainty"` learns one weight per
+            head (`mmkeras.losses.UncertaintyWeighting`: `sum_i exp(-s_i) L_i / 2 + s_i / 2`) instead of the
+            fixed `loss_weights` of `compile`. Defaults to `None`.
         **kwargs: passed on to `keras.Model` (e.g. `name`).
 
     Outputs: the logits `(batch, num_classes)` of the single head, or a dict `{head: logits}` for several.
@@ -78,7 +81,7 @@ class FusionClassifier(keras.Model):
     """
 
     def __init__(self, encoders, heads=None, fusion=None, hidden_dim=64, dropout=0.2, modality_dropout=0.0,
-                 **kwargs):
+                 loss_weighting=None, **kwargs):
         from mmkeras.fusion import ConcatenationFusion, get_fusion
         from mmkeras.missing import ModalityDropout
 
@@ -92,6 +95,10 @@ class FusionClassifier(keras.Model):
         heads = _check_heads({"label": 8} if heads is None else heads)
         hidden_dim, dropout = check_int("hidden_dim", hidden_dim), check_fraction("dropout", dropout)
         modality_dropout = check_fraction("modality_dropout", modality_dropout)
+        check_choice("loss_weighting", loss_weighting, (None, "uncertainty"))
+        if loss_weighting == "uncertainty" and len(heads) < 2:
+            raise ValueError(f"loss_weighting='uncertainty' weighs several heads against each other. "
+                             f"Received: heads={heads}")
         if fusion is None:
             fusion = ConcatenationFusion(hidden_dim, dropout=dropout, name="fusion")
         else:
@@ -124,6 +131,12 @@ class FusionClassifier(keras.Model):
         self.hidden_dim = hidden_dim
         self.dropout = dropout
         self.modality_dropout = modality_dropout
+        self.loss_weighting = loss_weighting
+        self.loss_weighting_layer = None
+        if loss_weighting == "uncertainty":
+            from mmkeras.losses import UncertaintyWeighting
+
+            self.loss_weighting_layer = UncertaintyWeighting(list(heads), name="uncertainty_weighting")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -170,6 +183,17 @@ class FusionClassifier(keras.Model):
                 loss_weights = next(iter(loss_weights.values()))
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights, **kwargs)
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss; with `loss_weighting="uncertainty"`, the per-head losses weighted by it."""
+        total = super().compute_loss(x, y, y_pred, sample_weight, training)  # also updates per-head metrics
+        if self.loss_weighting_layer is None:
+            return total
+        per_head = {head: self.loss[head](y[head], y_pred[head], sample_weight) for head in self.heads}
+        weighted = self.loss_weighting_layer(per_head)
+        if self.losses:
+            weighted = weighted + keras.ops.sum(self.losses)
+        return weighted
+
     def compile_from_config(self, config):
         """Restores the compile settings of a saved model (`keras.saving.load_model` calls it)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -187,6 +211,7 @@ class FusionClassifier(keras.Model):
             "hidden_dim": self.hidden_dim,
             "dropout": self.dropout,
             "modality_dropout": self.modality_dropout,
+            "loss_weighting": self.loss_weighting,
         }
 
     @classmethod

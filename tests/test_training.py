@@ -134,3 +134,20 @@ def test_missing_modalities_are_evaluated_one_by_one(small, tmp_path):
     results = evaluate_missing(model, val)
     assert sorted(results) == ["audio", "none", "text"] and all(0 <= v <= 1 for v in results.values())
     testing.check_save_load(model, val.inputs(["text", "audio"]), tmp_path)
+
+
+def test_uncertainty_weighting_learns_different_weights_per_task(tmp_path):
+    from mmkeras import testing
+    from mmkeras.losses import WeightHistory
+
+    train = make_synthetic(400, seed=8)
+    model = build_fusion_classifier(["text"], aux_heads={"color": 2, "direction": 2})
+    with pytest.raises(ValueError, match="several heads"):
+        type(model)(model.encoders, heads={"label": 8}, loss_weighting="uncertainty")
+    model = type(model)(model.encoders, heads=model.heads, loss_weighting="uncertainty")
+    history = WeightHistory()
+    result = fit_classifier(model, train, epochs=4, learning_rate=2e-2, callbacks=[history])
+    assert {"label_loss", "color_loss", "direction_loss"} <= set(result.history)
+    weights = history.history[-1]
+    assert len(history.history) == 4 and weights["label"] < min(weights["color"], weights["direction"]), weights
+    testing.check_save_load(model, train.select(slice(0, 4)).inputs(["text"]), tmp_path)
