@@ -13,6 +13,8 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.metrics     confusion matrix, precision, recall, F1
     mmkeras.viz         the plots the notebooks show
     mmkeras.testing     the checks every layer and model must pass
+    mmkeras.losses      multi-task losses: learned uncertainty weighting, the full binary cross-entropy
+    mmkeras.ensemble    decision-level fusion and ensembles: averaging, voting, learned weights
     mmkeras.missing     modality dropout and the accuracy with a modality removed
     mmkeras.quickstart  the main job behind `mmkeras quickstart`
     mmkeras.compare     every fusion strategy on the same data: `mmkeras compare-fusions`
@@ -28,8 +30,8 @@ import importlib
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("compare", "config", "data", "encoders", "fusion", "metrics", "missing", "models", "notebooks",
-               "quickstart", "testing", "training", "viz")
+_SUBMODULES = ("compare", "config", "data", "encoders", "ensemble", "fusion", "losses", "metrics", "missing", "models",
+               "notebooks", "quickstart", "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",
