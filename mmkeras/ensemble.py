@@ -42,7 +42,8 @@ def _weights(weights, members: int) -> np.ndarray:
         return np.full(members, 1.0 / members)
     weights = np.asarray(weights, dtype="float64")
     if weights.shape != (members,) or (weights < 0).any() or not weights.sum() > 0:
-        raise ValueError(f"`weights` must be {members} non-negative numbers, not all zero. Received: {weights.tolist()}")
+        raise ValueError(f"`weights` must be {members} non-negative numbers, not all zero. "
+                         f"Received: {weights.tolist()}")
     return weights / weights.sum()
 
 
