@@ -31,7 +31,8 @@ def plot_image_grid(images, titles=None, columns: int = 8, cmap=None, figsize_pe
         image = images[i]
         if image.ndim == 3 and image.shape[-1] == 1:
             image = image[..., 0]
-        ax.imshow(np.clip(image, 0, 1), cmap=cmap or ("gray" if image.ndim == 2 else None), vmin=0, vmax=1)
+        ax.imshow(np.clip(image, 0, 1), cmap=cmap or ("gray" if image.ndim == 2 else None), vmin=0, vmax=1,
+                  interpolation="nearest")  # crisp pixels, and a small PNG
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=7)
     fig.tight_layout()
