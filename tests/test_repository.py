@@ -84,3 +84,11 @@ def test_code_passes_ruff():
                            "benchmarks", "notebooks/solutions", "--output-format", "concise"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_glossary_covers_every_notebook():
+    glossary = (ROOT / "docs" / "glossary.md").read_text()
+    introduced = set(re.findall(r"^\| [^|]+ \| [^|]+ \| (\d\d) \|", glossary, re.M))
+    notebooks = {p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert notebooks <= introduced, f"notebooks without glossary terms: {sorted(notebooks - introduced)}"
+    assert "## Notation: seed articles" in glossary and re.search(r"[\u4e00-\u9fff]", glossary)

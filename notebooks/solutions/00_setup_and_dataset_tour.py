@@ -10,15 +10,15 @@ import itertools
 import numpy as np
 
 import mmkeras
-from mmkeras.data import MODALITIES, OBSERVES
-from mmkeras.data.synthetic import SAMPLE_RATE
+from mmkeras.data import MODALITIES, OBSERVES, SCHEMA
 
 SMOKE = mmkeras.config.is_smoke()
+SAMPLE_RATE = SCHEMA.modality("audio").sample_rate  # 8000
 
 
 def exercise_1():
     """Same seed, same toys; another seed, other toys; the label is 4 * shape + 2 * color + direction."""
-    n = 64 if SMOKE else 500
+    n = mmkeras.config.by_mode(full=500, smoke=64)
     first, second, other = (mmkeras.make_synthetic(n, seed=s) for s in (7, 7, 8))
     same = all(np.array_equal(first.features[m], second.features[m]) for m in MODALITIES)
     differs = any(not np.array_equal(first.features[m], other.features[m]) for m in MODALITIES)
@@ -37,7 +37,7 @@ def chirp_slope(waveform) -> float:
 
 def exercise_2():
     """A hand-made audio classifier: a rising loudest mel band means "right"."""
-    data = mmkeras.make_synthetic(60 if SMOKE else 400, seed=1)
+    data = mmkeras.make_synthetic(mmkeras.config.by_mode(full=400, smoke=60), seed=1)
     predicted = np.array([chirp_slope(w) > 0 for w in data.features["audio"]], dtype=int)
     correct = predicted == data.labels["direction"]
     failed = data.meta["audio_failed"]
@@ -50,7 +50,7 @@ def exercise_2():
 
 def exercise_3():
     """Which pairs of modalities could, with perfect sensors, name all 8 classes?"""
-    data = mmkeras.make_synthetic(200 if SMOKE else 2000, seed=0)
+    data = mmkeras.make_synthetic(mmkeras.config.by_mode(full=2000, smoke=200), seed=0)
     y = data.labels["label"]
     ceilings = {}
     for pair in itertools.combinations(("text", "image", "audio", "video"), 2):
