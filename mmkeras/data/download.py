@@ -62,7 +62,7 @@ MIRROR_ENV = "MMKERAS_MIRROR"
 DEFAULT_DATA_DIR = "~/.mmkeras/datasets"
 CHUNK_SIZE = 1 << 16
 MARKER_NAME = ".mmkeras-sha256"
-USER_AGENT = "mmkeras-downloader/0.1 (Python urllib)"
+USER_AGENT = "mmkeras-downloader/0.2 (Python urllib)"
 _SUFFIXES = {"zip": ".zip", "tar": ".tar", "tar.gz": ".tar.gz"}
 _TAR_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python < 3.10.12 has no extraction filters
 
