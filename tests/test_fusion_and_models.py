@@ -92,8 +92,8 @@ def test_fusion_bad_arguments(kwargs, call, match):
 
 def test_fusion_registry():
     assert isinstance(get_fusion("concat", output_dim=3), ConcatenationFusion) and "concat" in FUSIONS
-    with pytest.raises(ValueError, match="fusion='sum'"):
-        get_fusion("sum")
+    with pytest.raises(ValueError, match="fusion='magic'"):
+        get_fusion("magic")
 
 
 @pytest.mark.parametrize("modalities", [["text"], ["image"], ["audio"], ["video"], list(MODALITIES)])
@@ -181,7 +181,7 @@ def test_custom_encoders_are_used(batch):
         ({"encoders": ["image"], "num_classes": 1}, r"heads\['label'\]=1"),
         ({"encoders": ["image"], "aux_heads": {"shape": 0}}, r"heads\['shape'\]=0"),
         ({"encoders": ["image"], "dropout": 1.0}, r"dropout=1.0"),
-        ({"encoders": ["image"], "fusion": "sum"}, r"fusion='sum'"),
+        ({"encoders": ["image"], "fusion": "magic"}, r"fusion='magic'"),
         ({"encoders": {"image": build_image_encoder()}, "image": {"output_dim": 3}}, r"default encoders only"),
     ],
 )
