@@ -52,6 +52,15 @@ class FusionLayer(layers.Layer):
 
     pools_sequences = True
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Masks arrive explicitly as `padding_masks`. Accepting Keras's implicit masks (and passing none on, see
+        # `compute_mask`) keeps Keras from warning that this layer "destroys the mask information".
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the fused representation is one vector per sample: nothing left to mask
+
     def check_input_shape(self, input_shape) -> list[tuple]:
         """The list of per-modality shapes, each `(batch, d)` or `(batch, steps, d)` with a known `d`."""
         name = type(self).__name__
