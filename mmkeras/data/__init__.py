@@ -2,6 +2,7 @@
 
     schema.py     DataSchema / ModalitySpec / LabelSpec and the MultimodalData container
     synthetic.py  the moving-toys generator (make_synthetic, load_splits) and its SCHEMA
+    scenes.py     the captioned scenes (make_scenes, load_scene_splits): captions that describe the image
     story.py      which modality sees what, and the accuracy ceilings that follow
     pipeline.py   to_dataset: MultimodalData -> tf.data (TensorFlow is imported on first use)
     registry.py, download.py   real datasets: checksummed, atomic downloads
@@ -9,6 +10,7 @@
 
 from mmkeras.data.pipeline import as_multimodal, to_dataset
 from mmkeras.data.schema import KINDS, DataSchema, LabelSpec, ModalitySpec, MultimodalData
+from mmkeras.data.scenes import SCENE_SCHEMA, load_scene_splits, make_scenes, retrieval_ceiling
 from mmkeras.data.story import (
     OBSERVES,
     attribute_accuracy,
@@ -37,6 +39,7 @@ __all__ = [
     "MODALITIES",
     "NUM_CLASSES",
     "OBSERVES",
+    "SCENE_SCHEMA",
     "SCHEMA",
     "VOCABULARY",
     "DataSchema",
@@ -48,8 +51,11 @@ __all__ = [
     "attributes_of",
     "caption_reader_accuracy",
     "delivered",
+    "load_scene_splits",
     "load_splits",
+    "make_scenes",
     "make_synthetic",
+    "retrieval_ceiling",
     "story_ceiling",
     "to_dataset",
 ]
