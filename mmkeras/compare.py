@@ -35,12 +35,20 @@ def build_for_strategy(name: str, schema, modality_dropout: float = 0.0):
 
 
 def compare_fusions(names=None, config: QuickstartConfig | None = None, modality_dropout: float = 0.0,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, splits: dict | None = None, keep_models: bool = False) -> dict:
     """Trains and tests every strategy in `names` (default: all of `FUSIONS`) with the quickstart's settings.
+
+    Args:
+        names: list of str or None. Strategies from `FUSIONS`. Defaults to all of them, in registry order.
+        config: QuickstartConfig or None. Sizes, epochs, seed. Defaults to the quickstart's (smoke-aware).
+        modality_dropout: float. Train with `ModalityDropout(rate)`, in [0, 1). Defaults to `0.0`.
+        progress: bool. Show a progress bar. Defaults to `True`.
+        splits: dict or None. `{"train", "test"}` data to use instead of generating them from `config`.
+        keep_models: bool. Also return the trained models under `"models"` (not JSON-serialisable).
 
     Returns:
         `{"strategies": {name: {"accuracy", "params", "seconds", "missing": {modality: accuracy}}},
-        "seconds": float, "config": dict}`.
+        "seconds": float, "config": dict}`, plus `"models": {name: model}` with `keep_models=True`.
     """
     import keras
     from tqdm.auto import tqdm
@@ -58,8 +66,9 @@ def compare_fusions(names=None, config: QuickstartConfig | None = None, modality
     if unknown or not names:
         raise ValueError(f"`names` must be strategies from {sorted(FUSIONS)}. Received: {names!r}")
     start = time.perf_counter()
-    splits = load_splits(config.train_size, config.val_size, config.test_size, seed=config.seed)
-    results = {}
+    if splits is None:
+        splits = load_splits(config.train_size, config.val_size, config.test_size, seed=config.seed)
+    results, models = {}, {}
     bar = tqdm(names, desc="compare-fusions", unit="strategy", disable=not progress)
     for name in bar:
         bar.set_postfix_str(name)
@@ -73,9 +82,13 @@ def compare_fusions(names=None, config: QuickstartConfig | None = None, modality
             "seconds": round(run.seconds, 2),
             "missing": {m: round(a, 4) for m, a in missing.items() if m != "none"},
         }
-        keras.backend.clear_session()
-    return {"strategies": results, "seconds": round(time.perf_counter() - start, 2),
-            "config": dataclasses.asdict(config) | {"modality_dropout": modality_dropout}}
+        if keep_models:
+            models[name] = run.model
+        else:
+            keras.backend.clear_session()
+    results = {"strategies": results, "seconds": round(time.perf_counter() - start, 2),
+               "config": dataclasses.asdict(config) | {"modality_dropout": modality_dropout}}
+    return results | {"models": models} if keep_models else results
 
 
 def format_comparison(results: dict) -> str:
@@ -108,6 +121,6 @@ def plot_comparison(results: dict):
         ax.bar(np.arange(len(names)) + (index - (len(series) - 1) / 2) * width, values, width, label=label)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set(ylim=(0, 1.05), ylabel="test accuracy", title="fusion strategies: all modalities, and one removed")
-    ax.legend(fontsize=7, ncol=len(series), loc="lower center")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never on them
     fig.tight_layout()
     return fig

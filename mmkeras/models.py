@@ -62,8 +62,9 @@ class FusionClassifier(keras.Model):
         hidden_dim: int. Output size of the default fusion. Defaults to `64`.
         dropout: float. Dropout of the default fusion, on the concatenated features. Defaults to `0.2`.
         modality_dropout: float. While training, replace each modality's features by zeros with this
-            probability (`mmkeras.missing.ModalityDropout`), so that the model copes with a missing one.
-            Defaults to `0.0`.
+            probability (`mmkeras.missing.ModalityDropout`), so that the model copes with a missing one. Such a
+            model also reads an all-zero input or an empty caption as missing and gives it zero features at
+            test time (`mmkeras.missing.ModalityPresence`). Defaults to `0.0`.
         loss_weighting: None or `"uncertainty"`. With several heads, `"uncertainty"` learns one weight per
             head (`mmkeras.losses.UncertaintyWeighting`: `sum_i exp(-s_i) L_i / 2 + s_i / 2`) instead of the
             fixed `loss_weights` of `compile`. Defaults to `None`.
@@ -83,7 +84,7 @@ class FusionClassifier(keras.Model):
     def __init__(self, encoders, heads=None, fusion=None, hidden_dim=64, dropout=0.2, modality_dropout=0.0,
                  loss_weighting=None, **kwargs):
         from mmkeras.fusion import ConcatenationFusion, get_fusion
-        from mmkeras.missing import ModalityDropout
+        from mmkeras.missing import ModalityDropout, ModalityPresence
 
         if not isinstance(encoders, dict) or not encoders:
             raise ValueError(f"`encoders` must be a non-empty dict {{modality: keras.Model}}. "
@@ -115,8 +116,9 @@ class FusionClassifier(keras.Model):
             else:
                 features.append(z)
                 masks.append(None)
-        if modality_dropout > 0:
-            features = ModalityDropout(modality_dropout, name="modality_dropout")(features)
+        if modality_dropout > 0:  # a removed input (zeros, "") reaches the fusion as zero features, as in training
+            presence = [ModalityPresence(name=f"{modality}_present")(inputs[modality]) for modality in encoders]
+            features = ModalityDropout(modality_dropout, name="modality_dropout")(features, presence=presence)
         fused = fusion(features, padding_masks=masks) if any(m is not None for m in masks) else fusion(features)
         head_layers = {name: layers.Dense(classes, dtype="float32", name=name) for name, classes in heads.items()}
         outputs = {name: head(fused) for name, head in head_layers.items()}  # logits, float32

@@ -134,6 +134,24 @@ def test_missing_modalities_are_evaluated_one_by_one(small, tmp_path):
     results = evaluate_missing(model, val)
     assert sorted(results) == ["audio", "none", "text"] and all(0 <= v <= 1 for v in results.values())
     testing.check_save_load(model, val.inputs(["text", "audio"]), tmp_path)
+    # Trained with modality dropout, the model reads a removed modality as zero features, whatever its encoder
+    # makes of a blank input: scrambling the text encoder's weights must not change the answers without text.
+    before = model.predict(blind.inputs(["text", "audio"]), verbose=0)
+    for weight in model.encoders["text"].trainable_weights:
+        weight.assign(np.random.default_rng(0).normal(size=weight.shape).astype("float32"))
+    np.testing.assert_allclose(model.predict(blind.inputs(["text", "audio"]), verbose=0), before, atol=1e-5)
+    assert not np.allclose(model.predict(val.inputs(["text", "audio"]), verbose=0), before, atol=1e-3)
+
+
+def test_modality_presence_reads_zeros_and_empty_captions_as_missing():
+    from mmkeras.missing import ModalityPresence
+
+    presence = ModalityPresence()
+    images = np.ones((3, 4, 4, 3), "float32")
+    images[1] = 0.0
+    assert keras.ops.convert_to_numpy(presence(images)).tolist() == [1.0, 0.0, 1.0]
+    captions = np.array(["a red toy", "", "  "], dtype=object)
+    assert keras.ops.convert_to_numpy(presence(captions)).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_uncertainty_weighting_learns_different_weights_per_task(tmp_path):

@@ -9,8 +9,8 @@
 """
 
 from mmkeras.data.pipeline import as_multimodal, to_dataset
-from mmkeras.data.schema import KINDS, DataSchema, LabelSpec, ModalitySpec, MultimodalData
 from mmkeras.data.scenes import SCENE_SCHEMA, load_scene_splits, make_scenes, retrieval_ceiling
+from mmkeras.data.schema import KINDS, DataSchema, LabelSpec, ModalitySpec, MultimodalData
 from mmkeras.data.story import (
     OBSERVES,
     attribute_accuracy,
