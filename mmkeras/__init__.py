@@ -18,6 +18,11 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.missing     modality dropout and the accuracy with a modality removed
     mmkeras.quickstart  the main job behind `mmkeras quickstart`
     mmkeras.compare     every fusion strategy on the same data: `mmkeras compare-fusions`
+    mmkeras.generative  GANs: DCGAN, a text-conditioned GAN, sample grids, conditional accuracy, Fréchet distance
+    mmkeras.contrastive CLIP-style dual encoder (CLIPModel), clip_loss, retrieval recall@k, zero-shot by captions
+    mmkeras.matching    image-text matching with cross-modal attention and hard negatives
+    mmkeras.captioning  a caption model (image -> Transformer decoder), greedy decoding, BLEU
+    mmkeras.bench_generative  the three chapters measured: `mmkeras bench-generative`
 
 `import mmkeras` is light: TensorFlow, Keras, keras-hub and matplotlib are imported the first time a name
 that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ...), so `mmkeras --help` and
@@ -30,8 +35,9 @@ import importlib
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("compare", "config", "data", "encoders", "ensemble", "fusion", "losses", "metrics", "missing", "models",
-               "notebooks", "quickstart", "testing", "training", "viz")
+_SUBMODULES = ("bench_generative", "captioning", "compare", "config", "contrastive", "data", "encoders", "ensemble",
+               "fusion", "generative", "losses", "matching", "metrics", "missing", "models", "notebooks", "quickstart",
+               "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",
@@ -40,9 +46,12 @@ _NAMES = {
     "LabelSpec": "data",
     "ModalitySpec": "data",
     "MultimodalData": "data",
+    "load_scene_splits": "data",
     "load_splits": "data",
+    "make_scenes": "data",
     "make_synthetic": "data",
     "to_dataset": "data",
+    "CLIPModel": "contrastive",
     "ConcatenationFusion": "fusion",
     "FusionClassifier": "models",
     "build_fusion_classifier": "models",

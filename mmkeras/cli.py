@@ -1,11 +1,11 @@
-"""The `mmkeras` command: `mmkeras quickstart`, `mmkeras compare-fusions` and `mmkeras download`.
+"""The `mmkeras` command: `quickstart`, `compare-fusions`, `bench-generative` and `download`.
 
 `data_scripts/download.py` is this same `download` command (it calls `main(["download", ...])`), so the two
 take the same flags and return the same exit codes:
 
     0  done;   1  the download, the checksum or the extraction failed;   2  bad usage (unknown dataset, bad flag).
 
-Only `quickstart` and `compare-fusions` import TensorFlow; `--help` and `download` never do.
+Only `quickstart`, `compare-fusions` and `bench-generative` import TensorFlow; `--help` and `download` never do.
 """
 
 from __future__ import annotations
@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="probability of hiding each modality while training (default: 0)")
     compare.add_argument("--epochs", type=_positive_int, help="epochs per model (default: 8, 1 in smoke mode)")
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench = commands.add_parser("bench-generative", help="train the GAN, the CLIP-style dual encoder and the caption "
+                                                         "model on the captioned scenes; print their numbers")
+    bench.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    bench.add_argument("--parts", help="comma-separated parts: gan, retrieval, captioning (default: all)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
     download = commands.add_parser("download", help="download, verify and extract a registered real dataset")
     add_download_arguments(download)
     return parser
@@ -138,6 +143,8 @@ def main(argv=None) -> int:
         return run_download(args)
     if args.command == "compare-fusions":
         return _compare_fusions(args)
+    if args.command == "bench-generative":
+        return _bench_generative(args)
     return _quickstart(args)
 
 
@@ -184,6 +191,29 @@ def _compare_fusions(args) -> int:
         print(f"mmkeras compare-fusions: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     for kind, path in written.items():
+        print(f"{kind} written to {path}")
+    return EXIT_OK
+
+
+def _bench_generative(args) -> int:
+    from mmkeras.bench_generative import PARTS, bench_generative, format_bench
+    from mmkeras.config import is_smoke
+
+    parts = [p.strip() for p in args.parts.split(",")] if args.parts else list(PARTS)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        print(f"mmkeras bench-generative: error: --parts must name parts from {list(PARTS)}. Received: {args.parts!r}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.json and not pathlib.Path(args.json).resolve().parent.is_dir():  # fail now, not after the training
+        print(f"mmkeras bench-generative: error: the folder of --json does not exist. Received: {args.json!r}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    _quiet_tensorflow()
+    print(f"mmkeras bench-generative: {', '.join(parts)}{' (smoke mode)' if is_smoke() else ''}")
+    results = bench_generative(parts, progress=not args.quiet)
+    print(format_bench(results))
+    for kind, path in _write_outputs(results, None, args.json, None, None).items():
         print(f"{kind} written to {path}")
     return EXIT_OK
 
