@@ -123,3 +123,27 @@ def test_compare_fusions_smoke_run_writes_every_strategy(tmp_path):
 def test_compare_fusions_refuses_an_unknown_strategy(tmp_path):
     done = _cli("compare-fusions", "--strategies", "concat,magic", cwd=tmp_path, env_extra={"MMKERAS_SMOKE": "1"})
     assert done.returncode == 2 and "Received: ['concat', 'magic']" in done.stderr
+
+
+def test_bench_generative_smoke_run_writes_every_part(tmp_path):
+    out = tmp_path / "generative.json"
+    done = _cli("bench-generative", "--json", str(out), "--quiet", env_extra={"MMKERAS_SMOKE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["gan"]) >= {"conditional_accuracy", "frechet_distance", "diversity", "seconds"}
+    assert set(result["retrieval"]) >= {"i2t_recall@1", "t2i_recall@1", "chance", "seconds"}
+    assert set(result["captioning"]) >= {"token_accuracy", "bleu", "seconds"}
+    for part in ("gan", "retrieval", "captioning"):
+        assert all(isinstance(v, (int, float)) for v in result[part].values()), result[part]
+    assert 0 < result["retrieval"]["chance"] < 1 and 0 <= result["captioning"]["bleu"] <= 1
+    assert "total wall-clock time" in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--parts", "gan,magic"], "--parts must name parts from"),
+    (["--json", "no/such/folder/g.json"], "the folder of --json does not exist"),
+])
+def test_bench_generative_bad_arguments(args, message, tmp_path):
+    done = _cli("bench-generative", *args, cwd=tmp_path, env_extra={"MMKERAS_SMOKE": "1"})
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not list(tmp_path.iterdir())  # nothing written
