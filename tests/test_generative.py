@@ -18,6 +18,7 @@ from mmkeras.generative import (
     SampleGrid,
     attribute_accuracy,
     attributes_to_condition,
+    auxiliary_loss,
     build_attribute_classifier,
     build_discriminator,
     build_generator,
@@ -46,11 +47,12 @@ def _softplus(x):
     return np.log1p(np.exp(x))
 
 
-def _tiny_gan(conditional=True, seed=0):
+def _tiny_gan(conditional=True, seed=0, auxiliary=False):
     condition_dim = CONDITION_DIM if conditional else 0
     cls = ConditionalGAN if conditional else GAN
-    return cls(build_generator(LATENT, condition_dim, filters=4), build_discriminator(condition_dim, filters=4),
-               seed=seed)
+    kwargs = {"auxiliary_weight": 0.5} if auxiliary else {}
+    return cls(build_generator(LATENT, condition_dim, filters=4),
+               build_discriminator(condition_dim, filters=4, auxiliary=auxiliary), seed=seed, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,20 @@ def test_generator_loss_is_the_non_saturating_one():
     assert abs(non_saturating) > 1000 * abs(saturating)
 
 
+def test_auxiliary_loss_matches_hand_computed_cross_entropies():
+    logits = np.random.default_rng(0).normal(size=(3, CONDITION_DIM))
+    ids = {"shape": [0, 4, 2], "color": [5, 0, 1], "size": [1, 0, 1], "position": [8, 3, 0]}
+    condition = attributes_to_condition(*(ids[a] for a in SCENE_ATTRIBUTES))
+    expected, start = np.zeros(3), 0
+    for name in SCENE_ATTRIBUTES:  # -log softmax(block)[named value], summed over the four blocks
+        block = logits[:, start:start + len(SCENE_VALUES[name])]
+        log_p = block - np.log(np.exp(block).sum(-1, keepdims=True))
+        expected -= log_p[np.arange(3), ids[name]]
+        start += len(SCENE_VALUES[name])
+    assert float(auxiliary_loss(logits, condition)) == pytest.approx(expected.mean(), rel=1e-5)
+    assert float(auxiliary_loss(np.zeros((1, CONDITION_DIM)), condition[:1])) == pytest.approx(np.log(5 * 6 * 2 * 9))
+
+
 # ------------------------------------------------------------------------------------------- models
 
 
@@ -116,11 +132,17 @@ def test_generator_and_discriminator_shapes_and_gradients(scenes):
     check_gradients(discriminator, [images, condition])
     check_shapes(build_generator(LATENT, filters=4), noise, (4, 32, 32, 3))
     check_shapes(build_discriminator(filters=4), images, (4, 1))
+    auxiliary = build_discriminator(CONDITION_DIM, filters=4, auxiliary=True)  # AC-GAN: logit and attributes
+    logits, attributes = auxiliary([images, condition])
+    assert tuple(logits.shape) == (4, 1) and tuple(attributes.shape) == (4, CONDITION_DIM)
+    both = keras.Model(auxiliary.inputs, {"logit": auxiliary.outputs[0], "attributes": auxiliary.outputs[1]})
+    check_gradients(both, [images, condition])  # (the helper takes one output or a dict of them)
 
 
-@pytest.mark.parametrize("conditional", [False, True], ids=["gan", "conditional"])
-def test_gan_save_load_and_config_round_trip(conditional, scenes, tmp_path):
-    gan = _tiny_gan(conditional)
+@pytest.mark.parametrize("conditional, auxiliary", [(False, False), (True, False), (True, True)],
+                         ids=["gan", "conditional", "ac-gan"])
+def test_gan_save_load_and_config_round_trip(conditional, auxiliary, scenes, tmp_path):
+    gan = _tiny_gan(conditional, auxiliary=auxiliary)
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), run_eagerly=True)
     images, condition = _batch(scenes, 4)
     gan.fit(images, condition if conditional else None, batch_size=4, epochs=1, verbose=0)  # BN statistics move
@@ -129,6 +151,7 @@ def test_gan_save_load_and_config_round_trip(conditional, scenes, tmp_path):
     check_config_round_trip(gan)
     loaded = check_save_load(gan, inputs, tmp_path)
     assert type(loaded) is type(gan) and loaded.seed == gan.seed
+    assert getattr(loaded, "auxiliary_weight", None) == getattr(gan, "auxiliary_weight", None)
     assert loaded.d_optimizer.learning_rate.numpy() == pytest.approx(1e-3)  # the optimizers' settings come back,
     assert int(loaded.g_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 1  # and state
     check_save_load(gan.generator, inputs, tmp_path)
@@ -171,6 +194,19 @@ def test_generator_learns_when_the_discriminator_is_frozen(scenes):
     before = _g_loss(gan, condition, noise)
     gan.fit(images, condition, batch_size=8, epochs=5, verbose=0)
     assert _g_loss(gan, condition, noise) < before
+
+
+def test_auxiliary_classifier_learns_and_the_adversarial_losses_are_unchanged(scenes):
+    gan = _tiny_gan(auxiliary=True)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5), g_optimizer=keras.optimizers.SGD(0.0),
+                run_eagerly=True)
+    images, condition = _batch(scenes)
+    history = gan.fit(images, condition, batch_size=8, epochs=6, verbose=0).history
+    assert set(history) == {"d_loss", "g_loss", "d_real", "d_fake", "aux_real", "aux_fake"}
+    assert history["aux_real"][-1] < history["aux_real"][0]  # D learns to read the attributes of real images
+    metrics = gan.evaluate(images, condition, batch_size=8, verbose=0, return_dict=True)
+    logits = gan.discriminator([keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(condition)])[0]
+    assert metrics["d_real"] == pytest.approx(float(keras.ops.mean(keras.ops.sigmoid(logits))), rel=1e-5)
 
 
 def test_same_seed_same_samples():
@@ -245,6 +281,11 @@ def test_bad_arguments_raise():
         build_generator(8, image_shape=(28, 28, 1))
     with pytest.raises(ValueError, match="takes no condition"):
         _tiny_gan(conditional=False).sample(2, np.zeros(CONDITION_DIM))
+    with pytest.raises(ValueError, match="needs a condition.*Received: auxiliary=True, condition_dim=0"):
+        build_discriminator(filters=4, auxiliary=True)
+    with pytest.raises(ValueError, match="`auxiliary_weight` must be a number >= 0. Received: auxiliary_weight=-1"):
+        ConditionalGAN(build_generator(LATENT, CONDITION_DIM, filters=4),
+                       build_discriminator(CONDITION_DIM, filters=4, auxiliary=True), auxiliary_weight=-1)
 
 
 # ------------------------------------------------------------------------------------------ callback

@@ -1,6 +1,6 @@
 """Generative models for the captioned scenes: DCGAN, a conditional GAN (caption -> image), and their metrics.
 
-    gan.py          discriminator_loss / generator_loss (non-saturating), build_generator /
+    gan.py          discriminator_loss / generator_loss (non-saturating), auxiliary_loss (AC-GAN), build_generator /
                     build_discriminator (DCGAN), GAN and ConditionalGAN (`fit` trains both players),
                     caption_to_condition ("a large blue circle in the center" -> the 22-d condition)
     callbacks.py    SampleGrid: the same noise through the generator after every epoch (arrays + PNGs)
@@ -34,6 +34,7 @@ from mmkeras.generative.gan import (
     GAN,
     ConditionalGAN,
     attributes_to_condition,
+    auxiliary_loss,
     build_conditional_gan,
     build_discriminator,
     build_generator,
@@ -49,7 +50,8 @@ from mmkeras.generative.gan import (
 
 __all__ = [
     "CONDITION_DIM", "CONDITION_OFFSETS", "CONDITION_SIZES", "GAN", "RECIPE", "ConditionalGAN", "SampleGrid",
-    "attribute_accuracy", "attributes_to_condition", "bench", "build_attribute_classifier", "build_conditional_gan",
+    "attribute_accuracy", "attributes_to_condition", "auxiliary_loss", "bench", "build_attribute_classifier",
+    "build_conditional_gan",
     "build_discriminator", "build_generator", "caption_to_condition", "condition_to_attributes",
     "conditional_accuracy", "discriminator_loss", "diversity", "evaluate_generator", "feature_extractor",
     "frechet_distance", "frechet_distance_from_moments", "generator_loss", "labels_to_condition",

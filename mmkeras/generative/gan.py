@@ -25,8 +25,15 @@ Images are in [-1, 1] for the tanh (`to_tanh_range`).
 
 The conditional GAN (Mirza and Osindero 2014) gives both players the condition `c`: the four attributes a
 caption names, as a multi-hot vector of the 22 attribute values (`caption_to_condition`). G reads
-`[z; c]`; D is a projection discriminator (Miyato and Koyama 2018), `l(x, c) = w^T h(x) + b + c^T V h(x)`:
-the image features `h(x)` are scored against an embedding of each named attribute (the rows of `V`).
+`[z; c]` (and `c` again, tiled, at 4x4 and 8x8); D is a projection discriminator (Miyato and Koyama 2018),
+`l(x, c) = w^T h(x) + b + c^T V h(x)`: the image features `h(x)` are scored against an embedding of each named
+attribute (the rows of `V`). With `build_discriminator(auxiliary=True)` it is also an AC-GAN (Odena, Olah and
+Shlens 2017): D has a second head `u(x)` that classifies the attributes, and both players ADD the auxiliary
+cross-entropy to their unchanged adversarial losses:
+
+    L_aux(x, c) = mean_i sum_a -log softmax(u_a(x_i))[c_{i,a}]        (`auxiliary_loss`)
+    L_D' = L_D + lambda * L_aux(x, c)          (real images)
+    L_G' = L_G + lambda * L_aux(G(z, c), c)    (generated images), lambda = `auxiliary_weight`.
 
 Backend: `GAN.train_step` uses `tf.GradientTape`, so *training* runs on the TensorFlow backend only (the
 course's); the models, the losses and sampling are `keras.ops` code and run on any backend.
@@ -104,6 +111,37 @@ def saturating_generator_loss(fake_logits):
     """
     fake_logits = ops.cast(fake_logits, "float32")
     return -ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True))
+
+
+def auxiliary_loss(attribute_logits, condition):
+    r"""AC-GAN's auxiliary classification loss: the cross-entropy of the discriminator's attribute logits
+    against the attributes a multi-hot condition names, summed over the four attributes, averaged over
+    the batch:
+
+        L_aux = mean_i sum_a [-log softmax(u_a(x_i))[c_{i,a}]]
+
+    `u_a` is the block of the `(batch, 22)` logits that belongs to attribute `a` (shape 0:5, color 5:11,
+    size 11:13, position 13:22, `CONDITION_OFFSETS`) and `c_{i,a}` the value the condition names there.
+
+    Args:
+        attribute_logits: tensor `(batch, 22)`. The discriminator's auxiliary head.
+        condition: tensor `(batch, 22)`. Multi-hot conditions (`attributes_to_condition`).
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+    >>> round(float(auxiliary_loss(np.zeros((2, 22)), attributes_to_condition([0, 1], 0, 0, 0))), 4)
+    6.2916
+    """
+    attribute_logits = ops.cast(attribute_logits, "float32")
+    condition = ops.cast(condition, "float32")
+    total = 0.0
+    for name, size in CONDITION_SIZES.items():
+        start = CONDITION_OFFSETS[name]
+        log_p = ops.log_softmax(attribute_logits[:, start:start + size], axis=-1)  # (batch, size)
+        total = total - ops.sum(condition[:, start:start + size] * log_p, axis=-1)  # (batch,): -log p(c_a | x)
+    return ops.mean(total)
 
 
 # ------------------------------------------------------------------------------------- pixel ranges
@@ -232,7 +270,8 @@ def build_generator(latent_dim: int = 64, condition_dim: int = 0, filters: int =
 
     Dense to `(4, 4, 4 * filters)`, then `Conv2DTranspose(4x4, stride 2)` to 8x8 (`2 * filters`), 16x16
     (`filters`) and 32x32 (channels), each but the last followed by BatchNormalization and ReLU; the last
-    has a tanh, so the images are in [-1, 1].
+    has a tanh, so the images are in [-1, 1]. A conditional generator also concatenates `c`, tiled over the
+    map, to the 4x4 and 8x8 features before their upsampling: the condition reaches every resolution.
 
     Args:
         latent_dim: int. The size of the noise `z`. Defaults to `64`.
@@ -271,6 +310,10 @@ def build_generator(latent_dim: int = 64, condition_dim: int = 0, filters: int =
     x = layers.BatchNormalization(name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     for i, f in enumerate((2 * filters, filters)):
+        if condition_dim:  # the condition again at 4x4 and 8x8, tiled over the map: (batch, h, w, f + condition)
+            tiled = layers.UpSampling2D(x.shape[1], name=f"tile_condition{i + 1}")(
+                layers.Reshape((1, 1, condition_dim), name=f"condition_map{i + 1}")(condition))
+            x = layers.Concatenate(name=f"with_condition{i + 1}")([x, tiled])
         x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False, name=f"up{i + 1}")(x)
         x = layers.BatchNormalization(name=f"up{i + 1}_bn")(x)  # (batch, 8 or 16, 8 or 16, f)
         x = layers.ReLU(name=f"up{i + 1}_relu")(x)
@@ -280,7 +323,7 @@ def build_generator(latent_dim: int = 64, condition_dim: int = 0, filters: int =
 
 
 def build_discriminator(condition_dim: int = 0, filters: int = 32, image_shape=(32, 32, 3), batch_norm: bool = False,
-                        name: str = "discriminator") -> keras.Model:
+                        auxiliary: bool = False, name: str = "discriminator") -> keras.Model:
     """The DCGAN discriminator: three stride-2 convolutions with LeakyReLU(0.2) -> one logit.
 
     `Conv2D(4x4, stride 2)` to 16x16 (`filters`), 8x8 (`2 * filters`) and 4x4 (`4 * filters`); the features
@@ -299,10 +342,14 @@ def build_discriminator(condition_dim: int = 0, filters: int = 32, image_shape=(
         filters: int. Filters of the first convolution. Defaults to `32`.
         image_shape: tuple. `(height, width, channels)`. Defaults to `(32, 32, 3)`.
         batch_norm: bool. BatchNormalization after the 2nd and 3rd convolutions (DCGAN). Defaults to `False`.
+        auxiliary: bool. AC-GAN: a second output, `attribute_logits` `(batch, condition_dim)`, computed from
+            `[h(x); GlobalMaxPool(4x4 map)]` (what is there, wherever it is); trained with `auxiliary_loss`.
+            Needs a condition. Defaults to `False`.
         name: str. Defaults to `"discriminator"`.
 
     Returns:
-        A functional `keras.Model`: `image` [and `condition`] -> logits `(batch, 1)` (no sigmoid).
+        A functional `keras.Model`: `image` [and `condition`] -> logits `(batch, 1)` (no sigmoid); with
+        `auxiliary=True`, `[logits (batch, 1), attribute_logits (batch, condition_dim)]`.
 
     Example:
     >>> build_discriminator(22, filters=4).output_shape
@@ -313,6 +360,9 @@ def build_discriminator(condition_dim: int = 0, filters: int = 32, image_shape=(
     image_shape = check_shape("image_shape", image_shape, rank=3)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"`batch_norm` must be a bool. Received: batch_norm={batch_norm!r}")
+    if not isinstance(auxiliary, bool) or (auxiliary and not condition_dim):
+        raise ValueError(f"`auxiliary` must be a bool, and needs a condition (condition_dim > 0). Received: "
+                         f"auxiliary={auxiliary!r}, condition_dim={condition_dim}")
     image = keras.Input(image_shape, name="image")
     x = image
     for i, f in enumerate((filters, 2 * filters, 4 * filters)):
@@ -329,7 +379,12 @@ def build_discriminator(condition_dim: int = 0, filters: int = 32, image_shape=(
     embedded = layers.Dense(features.shape[-1], use_bias=False, name="condition_embedding")(condition)  # V^T c
     projection = layers.Dot(axes=1, name="projection")([embedded, features])  # (batch, 1): (V^T c)^T h
     logits = layers.Add(name="conditional_logit")([logits, projection])
-    return keras.Model([image, condition], logits, name=name)
+    if not auxiliary:
+        return keras.Model([image, condition], logits, name=name)
+    what = layers.GlobalMaxPooling2D(name="what")(x)  # (batch, 4f): what is there, wherever it is (shape)
+    both = layers.Concatenate(name="where_and_what")([features, what])
+    attributes = layers.Dense(condition_dim, name="attribute_logits")(both)  # (batch, 22): AC-GAN's head u(x)
+    return keras.Model([image, condition], [logits, attributes], name=name)
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -433,6 +488,16 @@ class GAN(keras.Model):
     def _discriminate(self, images, condition, training):
         return self.discriminator(images, training=training)
 
+    def _discriminate_all(self, images, condition, training):
+        """D's logits `(batch, 1)` and its auxiliary attribute logits (`None` without an auxiliary head)."""
+        return self._discriminate(images, condition, training), None
+
+    def _auxiliary_term(self, attribute_logits, condition):
+        return 0.0
+
+    def _track_auxiliary(self, d_aux, g_aux):
+        pass
+
     def compute_generator_loss(self, fake_logits):
         """The generator's objective on D's logits for its samples: `generator_loss` (non-saturating).
 
@@ -462,23 +527,31 @@ class GAN(keras.Model):
         batch_size = ops.shape(real)[0]
 
         # 1. The discriminator's step: minimise L_D = -log D(x) - log(1 - D(G(z))) over D's weights.
+        #    (An AC-GAN adds lambda * L_aux on the real images: `_auxiliary_terms`, 0 for a plain GAN.)
         fake = self._generate(self.noise(batch_size), condition, training=True)  # (batch, 32, 32, 3)
         with tf.GradientTape() as tape:
-            real_logits = self._discriminate(real, condition, training=True)  # (batch, 1)
-            fake_logits = self._discriminate(fake, condition, training=True)  # (batch, 1)
+            real_logits, real_attributes = self._discriminate_all(real, condition, training=True)  # (batch, 1)
+            fake_logits, _ = self._discriminate_all(fake, condition, training=True)  # (batch, 1)
             d_loss = discriminator_loss(real_logits, fake_logits)
-        gradients = tape.gradient(d_loss, self.discriminator.trainable_weights)
+            d_aux = self._auxiliary_term(real_attributes, condition)  # lambda * L_aux(x, c), or 0
+            d_total = d_loss + d_aux
+        gradients = tape.gradient(d_total, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_weights))
 
         # 2. The generator's step: minimise L_G = -log D(G(z)) over G's weights (D is fixed here).
+        #    (An AC-GAN adds lambda * L_aux on the generated images: draw what the condition names.)
         with tf.GradientTape() as tape:
             fake = self._generate(self.noise(batch_size), condition, training=True)
-            g_loss = self.compute_generator_loss(self._discriminate(fake, condition, training=True))
-        gradients = tape.gradient(g_loss, self.generator.trainable_weights)
+            fake_logits_g, fake_attributes = self._discriminate_all(fake, condition, training=True)
+            g_loss = self.compute_generator_loss(fake_logits_g)
+            g_aux = self._auxiliary_term(fake_attributes, condition)  # lambda * L_aux(G(z, c), c), or 0
+            g_total = g_loss + g_aux
+        gradients = tape.gradient(g_total, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_weights))
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
+        self._track_auxiliary(d_aux, g_aux)
         self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
@@ -546,10 +619,17 @@ class ConditionalGAN(GAN):
     `L_D = mean[-log D(x, c) - log(1 - D(G(z, c), c))]`, `L_G = mean[-log D(G(z, c), c)]`.
     Calling it generates: `gan({"noise": z, "condition": c})` -> images in [-1, 1].
 
+    With a discriminator that has two outputs (`build_discriminator(22, auxiliary=True)`) it is an AC-GAN:
+    D's step minimises `L_D + lambda * L_aux(x, c)` and G's `L_G + lambda * L_aux(G(z, c), c)`
+    (`auxiliary_loss`); `fit` then also reports the unweighted `aux_real` and `aux_fake`.
+
     Args:
         generator: keras.Model with inputs `noise` and `condition` (`build_generator(condition_dim=22)`).
-        discriminator: keras.Model with inputs `image` and `condition` (`build_discriminator(22)`).
+        discriminator: keras.Model with inputs `image` and `condition` (`build_discriminator(22)`), one
+            output (logits) or two (logits and attribute logits, AC-GAN).
         seed: int. Seeds the noise. Defaults to `0`.
+        auxiliary_weight: float >= 0. `lambda`, the weight of the auxiliary loss (used only with an
+            auxiliary head). Defaults to `1.0`.
 
     Example:
     >>> gan = ConditionalGAN(build_generator(8, 22, filters=4), build_discriminator(22, filters=4))
@@ -559,12 +639,41 @@ class ConditionalGAN(GAN):
 
     conditional = True
 
-    def __init__(self, generator, discriminator, seed: int = 0, **kwargs):
+    def __init__(self, generator, discriminator, seed: int = 0, auxiliary_weight: float = 1.0, **kwargs):
         super().__init__(generator, discriminator, seed=seed, **kwargs)
         self.condition_dim = int(generator.inputs[1].shape[-1])
         if int(discriminator.inputs[1].shape[-1]) != self.condition_dim:
             raise ValueError(f"The generator and the discriminator must take the same condition size. Received: "
                              f"{self.condition_dim} and {int(discriminator.inputs[1].shape[-1])}")
+        self.auxiliary = len(discriminator.outputs) == 2  # AC-GAN: D also returns attribute logits
+        if self.auxiliary and int(discriminator.outputs[1].shape[-1]) != self.condition_dim:
+            raise ValueError(f"An auxiliary head must return one logit per attribute value ({self.condition_dim}). "
+                             f"Received: {int(discriminator.outputs[1].shape[-1])}")
+        if not isinstance(auxiliary_weight, (int, float)) or auxiliary_weight < 0:
+            raise ValueError(f"`auxiliary_weight` must be a number >= 0. "
+                             f"Received: auxiliary_weight={auxiliary_weight!r}")
+        self.auxiliary_weight = float(auxiliary_weight)
+        self.d_aux_tracker = keras.metrics.Mean(name="aux_real")
+        self.g_aux_tracker = keras.metrics.Mean(name="aux_fake")
+
+    @property
+    def metrics(self):
+        return super().metrics + ([self.d_aux_tracker, self.g_aux_tracker] if self.auxiliary else [])
+
+    def _discriminate_all(self, images, condition, training):
+        outputs = self.discriminator([images, condition], training=training)
+        return (outputs[0], outputs[1]) if self.auxiliary else (outputs, None)
+
+    def _auxiliary_term(self, attribute_logits, condition):
+        """`lambda * L_aux` (`auxiliary_loss`, `lambda = auxiliary_weight`), 0 without an auxiliary head."""
+        if attribute_logits is None:
+            return 0.0
+        return self.auxiliary_weight * auxiliary_loss(attribute_logits, condition)
+
+    def _track_auxiliary(self, d_aux, g_aux):
+        if self.auxiliary:  # the unweighted L_aux on real and on generated images
+            self.d_aux_tracker.update_state(d_aux / max(self.auxiliary_weight, 1e-12))
+            self.g_aux_tracker.update_state(g_aux / max(self.auxiliary_weight, 1e-12))
 
     def _unpack(self, data):
         images, condition, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -576,7 +685,7 @@ class ConditionalGAN(GAN):
         return self.generator([noise, condition], training=training)
 
     def _discriminate(self, images, condition, training):
-        return self.discriminator([images, condition], training=training)
+        return self._discriminate_all(images, condition, training)[0]
 
     def call(self, inputs, training=False):
         """`gan({"noise": z, "condition": c})` or `gan([z, c])` -> images in [-1, 1]."""
@@ -584,6 +693,11 @@ class ConditionalGAN(GAN):
             inputs = [inputs["noise"], inputs["condition"]]
         noise, condition = inputs
         return self._generate(noise, condition, training)
+
+    def get_config(self):
+        config = super().get_config()
+        config["auxiliary_weight"] = self.auxiliary_weight
+        return config
 
     def _check_condition(self, condition, n):
         if condition is None:
@@ -598,15 +712,18 @@ class ConditionalGAN(GAN):
         return condition
 
 
-def build_conditional_gan(latent_dim: int = 64, filters: int = 32, seed: int = 0) -> ConditionalGAN:
+def build_conditional_gan(latent_dim: int = 64, filters: int = 32, seed: int = 0, auxiliary: bool = True,
+                          auxiliary_weight: float = 2.0) -> ConditionalGAN:
     """The chapter's conditional DCGAN for the scenes: `build_generator(latent_dim, 22, filters)` against
-    `build_discriminator(22, filters)`, compiled with DCGAN's two `Adam(2e-4, beta_1=0.5)`.
+    `build_discriminator(22, filters, auxiliary=auxiliary)` (AC-GAN: D also classifies the attributes, and
+    both players add `auxiliary_weight * auxiliary_loss`), compiled with DCGAN's two `Adam(2e-4, beta_1=0.5)`.
 
     Example:
     >>> build_conditional_gan(8, filters=4).condition_dim
     22
     """
     gan = ConditionalGAN(build_generator(latent_dim, CONDITION_DIM, filters),
-                         build_discriminator(CONDITION_DIM, filters), seed=seed, name="conditional_gan")
+                         build_discriminator(CONDITION_DIM, filters, auxiliary=auxiliary), seed=seed,
+                         auxiliary_weight=auxiliary_weight, name="conditional_gan")
     gan.compile()
     return gan
