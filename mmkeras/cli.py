@@ -83,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     download = commands.add_parser("download", help="download, verify and extract a registered real dataset")
     add_download_arguments(download)
+    prepare = commands.add_parser("prepare", help="download and prepare a real multimodal dataset (AV-MNIST)")
+    prepare.add_argument("name", choices=["avmnist"], help="the dataset to prepare")
+    prepare.add_argument("--data-dir", help="where downloads and the cache go (default: $MMKERAS_DATA_DIR, else "
+                                            "~/.mmkeras/datasets)")
+    prepare.add_argument("--mirror", help="a mirror serving mnist.npz and v1.0.9.tar.gz (default: $MMKERAS_MIRROR)")
+    prepare.add_argument("--fixture", action="store_true",
+                         help="prepare the offline stand-in instead (no network; not real data)")
+    prepare.add_argument("--fallback-to-fixture", action="store_true",
+                         help="use the stand-in for a half that cannot be downloaded, and say so")
+    prepare.add_argument("--test-speakers", help="comma-separated held-out FSDD speakers (default: one, from --seed)")
+    prepare.add_argument("--seed", type=int, default=0, help="seed of the split and the pairing (default: 0)")
+    prepare.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per stalled read (default: 30)")
+    prepare.add_argument("--retries", type=_non_negative_int, default=3, help="retries per file (default: 3)")
+    prepare.add_argument("--force", action="store_true", help="prepare again even if the cache exists")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -145,7 +160,38 @@ def main(argv=None) -> int:
         return _compare_fusions(args)
     if args.command == "bench-generative":
         return _bench_generative(args)
+    if args.command == "prepare":
+        return _prepare(args)
     return _quickstart(args)
+
+
+def _prepare(args, prog: str = "mmkeras prepare") -> int:
+    """`mmkeras prepare avmnist`: download, verify, pair, cache; prints where the cache is and what it holds."""
+    from mmkeras.data.avmnist import cache_info, prepare_avmnist, prepare_fixture
+    from mmkeras.data.download import DownloadError
+
+    speakers = [s for s in args.test_speakers.split(",") if s] if args.test_speakers else None
+    common = {"test_speakers": speakers, "seed": args.seed, "progress": not args.quiet, "force": args.force}
+    try:
+        if args.fixture:
+            path = prepare_fixture(args.data_dir, **common)
+        else:
+            path = prepare_avmnist(args.data_dir, base_url=args.mirror, timeout=args.timeout, retries=args.retries,
+                                   fallback="fixture" if args.fallback_to_fixture else None, **common)
+    except DownloadError as error:
+        print(f"{prog}: failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    info = cache_info(path)
+    halves = ", ".join(f"{k}: {'real' if v['real'] else 'offline stand-in'} ({v['name']})"
+                       for k, v in info["sources"].items())
+    print(f"avmnist: ready at {path}")
+    print(f"  pairs: {info['sizes']}; recordings: {info['recordings']}; test speakers: {info['test_speakers']}")
+    print(f"  sources: {halves}")
+    print("  load it with: mmkeras.data.avmnist.load_avmnist(path, degrade=True)")
+    return EXIT_OK
 
 
 def _quiet_tensorflow():

@@ -18,10 +18,21 @@ SEQUENCE_KINDS = ("text", "audio", "video")
 
 
 def build_for_strategy(name: str, schema, modality_dropout: float = 0.0):
-    """A `FusionClassifier` on the moving toys with fusion strategy `name` and its matching encoders."""
+    """A `FusionClassifier` with fusion strategy `name` and its matching encoders, for any dataset.
+
+    Args:
+        name: str. A strategy of `mmkeras.fusion.FUSIONS`.
+        schema: DataSchema or MultimodalData. The dataset's schema (or its training split, whose captions
+            then teach a text encoder its vocabulary). The head is named after its first label.
+        modality_dropout: float. See `FusionClassifier`. Defaults to `0.0`.
+    """
+    from mmkeras.data.schema import MultimodalData
     from mmkeras.encoders import build_encoders
     from mmkeras.fusion import FUSIONS
     from mmkeras.models import FusionClassifier
+
+    data = schema if isinstance(schema, MultimodalData) else None
+    schema = data.schema if data is not None else schema
 
     if name not in FUSIONS:
         raise ValueError(f"Unknown fusion strategy. Expected one of {sorted(FUSIONS)}. Received: {name!r}")
@@ -29,8 +40,11 @@ def build_for_strategy(name: str, schema, modality_dropout: float = 0.0):
     overrides = {}
     if entry.reads == "sequences":
         overrides = {m.name: {"sequence_output": True} for m in schema.modalities if m.kind in SEQUENCE_KINDS}
-    encoders = build_encoders(schema, **overrides)
-    return FusionClassifier(encoders, heads={"label": schema.labels[0].num_classes}, fusion=entry.build(),
+    if not schema.labels:
+        raise ValueError(f"A classifier needs a labelled dataset. Received a schema without labels: {schema}")
+    encoders = build_encoders(data if data is not None else schema, **overrides)
+    return FusionClassifier(encoders, heads={schema.labels[0].name: schema.labels[0].num_classes},
+                            fusion=entry.build(),
                             modality_dropout=modality_dropout, name=name)
 
 
@@ -68,11 +82,14 @@ def compare_fusions(names=None, config: QuickstartConfig | None = None, modality
     start = time.perf_counter()
     if splits is None:
         splits = load_splits(config.train_size, config.val_size, config.test_size, seed=config.seed)
+        source = SCHEMA
+    else:
+        source = splits["train"]  # your data: its schema, its label, its captions' vocabulary
     results, models = {}, {}
     bar = tqdm(names, desc="compare-fusions", unit="strategy", disable=not progress)
     for name in bar:
         bar.set_postfix_str(name)
-        run = train_and_evaluate(lambda n=name: build_for_strategy(n, SCHEMA, modality_dropout), splits["train"],
+        run = train_and_evaluate(lambda n=name: build_for_strategy(n, source, modality_dropout), splits["train"],
                                  splits["test"], seed=config.seed, epochs=config.epochs,
                                  batch_size=config.batch_size, learning_rate=config.learning_rate)
         missing = evaluate_missing(run.model, splits["test"])

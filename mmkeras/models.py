@@ -233,6 +233,7 @@ def build_fusion_classifier(
     fusion=None,
     modality_dropout: float = 0.0,
     name: str | None = None,
+    modalities=None,
     **encoder_overrides,
 ) -> FusionClassifier:
     """The short form: default encoders for a dataset's modalities, concatenation fusion, logits heads.
@@ -249,6 +250,8 @@ def build_fusion_classifier(
         fusion: keras Layer, str or None. Replaces the default concatenation (see `FusionClassifier`).
         modality_dropout: float. Probability of hiding each modality while training. Defaults to `0.0`.
         name: str or None. The model's name; defaults to the modalities joined by `"_"`.
+        modalities: list of str or None. With a `MultimodalData`: which of its modalities to use (a unimodal
+            baseline is `modalities=["image"]`). Defaults to all of them.
         **encoder_overrides: per-modality arguments of the default encoders, e.g. `audio={"kind": "cnn"}`.
 
     Returns:
@@ -268,7 +271,10 @@ def build_fusion_classifier(
     if isinstance(encoders, MultimodalData):
         if num_classes is None and encoders.schema.labels:
             main_head, num_classes = encoders.schema.labels[0].name, encoders.schema.labels[0].num_classes
-        encoders = build_encoders(encoders, **encoder_overrides)
+        encoders = build_encoders(encoders, modalities, **encoder_overrides)
+    elif modalities is not None:
+        raise ValueError(f"`modalities` selects from a MultimodalData; with {type(encoders).__name__} `encoders`, "
+                         f"list the modalities there instead. Received: modalities={modalities!r}")
     elif isinstance(encoders, (list, tuple, str)):
         encoders = build_encoders(SCHEMA, SCHEMA.select_modalities(encoders), **encoder_overrides)
     elif encoder_overrides:
