@@ -345,8 +345,9 @@ def _offline_help(spec, base_url, data_dir, error) -> str:
     return (f"Could not get {spec.name!r} ({spec.filename}) from {mirror or spec.url}: {error}\n"
             f"Offline? Serve the files from a machine you can reach and point the mirror option at the folder "
             f"that holds {spec.filename!r}: `mmkeras prepare avmnist --mirror URL` (or MMKERAS_MIRROR=URL; "
-            f"mirror tried: {mirror or 'none'}). Or copy it to {data_dir / _local_filename(spec)} (checked by its sha256). Or use "
-            f"the offline stand-in: `mmkeras prepare avmnist --fixture` (prepare_avmnist(fallback='fixture')).")
+            f"mirror tried: {mirror or 'none'}). Or copy it to {data_dir / _local_filename(spec)} (checked by its "
+            f"sha256). Or use the offline stand-in: `mmkeras prepare avmnist --fixture` "
+            f"(prepare_avmnist(fallback='fixture')).")
 
 
 def fixture_folder(data_dir=None, fixture_images=(1200, 300)) -> pathlib.Path:
