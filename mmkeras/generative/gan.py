@@ -713,7 +713,7 @@ class ConditionalGAN(GAN):
 
 
 def build_conditional_gan(latent_dim: int = 64, filters: int = 32, seed: int = 0, auxiliary: bool = True,
-                          auxiliary_weight: float = 2.0) -> ConditionalGAN:
+                          auxiliary_weight: float = 10.0) -> ConditionalGAN:
     """The chapter's conditional DCGAN for the scenes: `build_generator(latent_dim, 22, filters)` against
     `build_discriminator(22, filters, auxiliary=auxiliary)` (AC-GAN: D also classifies the attributes, and
     both players add `auxiliary_weight * auxiliary_loss`), compiled with DCGAN's two `Adam(2e-4, beta_1=0.5)`.
