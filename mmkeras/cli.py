@@ -55,6 +55,23 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
                         help="download a dataset whose sha256 is not recorded yet (prints the hash to record)")
 
 
+def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `mmkeras prepare` (shared with `data_scripts/prepare_avmnist.py`)."""
+    parser.add_argument("--data-dir", help="where downloads and the cache go (default: $MMKERAS_DATA_DIR, else "
+                                           "~/.mmkeras/datasets)")
+    parser.add_argument("--mirror", help="a mirror serving mnist.npz and v1.0.9.tar.gz (default: $MMKERAS_MIRROR)")
+    parser.add_argument("--fixture", action="store_true",
+                        help="prepare the offline stand-in instead (no network; not real data)")
+    parser.add_argument("--fallback-to-fixture", action="store_true",
+                        help="use the stand-in for a half that cannot be downloaded, and say so")
+    parser.add_argument("--test-speakers", help="comma-separated held-out FSDD speakers (default: one, from --seed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the pairing (default: 0)")
+    parser.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per stalled read (default: 30)")
+    parser.add_argument("--retries", type=_non_negative_int, default=3, help="retries per file (default: 3)")
+    parser.add_argument("--force", action="store_true", help="prepare again even if the cache exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmkeras", description="Multimodal deep learning with Keras 3: the course.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,19 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_download_arguments(download)
     prepare = commands.add_parser("prepare", help="download and prepare a real multimodal dataset (AV-MNIST)")
     prepare.add_argument("name", choices=["avmnist"], help="the dataset to prepare")
-    prepare.add_argument("--data-dir", help="where downloads and the cache go (default: $MMKERAS_DATA_DIR, else "
-                                            "~/.mmkeras/datasets)")
-    prepare.add_argument("--mirror", help="a mirror serving mnist.npz and v1.0.9.tar.gz (default: $MMKERAS_MIRROR)")
-    prepare.add_argument("--fixture", action="store_true",
-                         help="prepare the offline stand-in instead (no network; not real data)")
-    prepare.add_argument("--fallback-to-fixture", action="store_true",
-                         help="use the stand-in for a half that cannot be downloaded, and say so")
-    prepare.add_argument("--test-speakers", help="comma-separated held-out FSDD speakers (default: one, from --seed)")
-    prepare.add_argument("--seed", type=int, default=0, help="seed of the split and the pairing (default: 0)")
-    prepare.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per stalled read (default: 30)")
-    prepare.add_argument("--retries", type=_non_negative_int, default=3, help="retries per file (default: 3)")
-    prepare.add_argument("--force", action="store_true", help="prepare again even if the cache exists")
-    prepare.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_prepare_arguments(prepare)
     return parser
 
 
@@ -161,11 +166,11 @@ def main(argv=None) -> int:
     if args.command == "bench-generative":
         return _bench_generative(args)
     if args.command == "prepare":
-        return _prepare(args)
+        return run_prepare(args)
     return _quickstart(args)
 
 
-def _prepare(args, prog: str = "mmkeras prepare") -> int:
+def run_prepare(args, prog: str = "mmkeras prepare") -> int:
     """`mmkeras prepare avmnist`: download, verify, pair, cache; prints where the cache is and what it holds."""
     from mmkeras.data.avmnist import cache_info, prepare_avmnist, prepare_fixture
     from mmkeras.data.download import DownloadError

@@ -57,7 +57,8 @@ def compare_fusions(names=None, config: QuickstartConfig | None = None, modality
         config: QuickstartConfig or None. Sizes, epochs, seed. Defaults to the quickstart's (smoke-aware).
         modality_dropout: float. Train with `ModalityDropout(rate)`, in [0, 1). Defaults to `0.0`.
         progress: bool. Show a progress bar. Defaults to `True`.
-        splits: dict or None. `{"train", "test"}` data to use instead of generating them from `config`.
+        splits: dict or None. `{"train", "test"}` data to use instead of generating the moving toys from `config`:
+            any dataset (AV-MNIST, yours); the models follow `splits["train"]`'s schema, first label and captions.
         keep_models: bool. Also return the trained models under `"models"` (not JSON-serialisable).
 
     Returns:

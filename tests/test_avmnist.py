@@ -244,3 +244,35 @@ def test_cli_prepares_the_fixture_offline(tmp_path, capsys):
     assert main(["prepare", "avmnist", "--data-dir", str(tmp_path / "empty"), "--mirror",
                  "http://127.0.0.1:9/", "--retries", "0", "--timeout", "2", "--quiet"]) == 1
     assert "--mirror URL" in capsys.readouterr().err
+
+
+def test_data_script_is_the_same_command(tmp_path, capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "data_scripts" / "prepare_avmnist.py"
+    spec = importlib.util.spec_from_file_location("prepare_avmnist_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--fixture", "--data-dir", str(tmp_path), "--quiet"]) == 0
+    assert "avmnist: ready at" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main(["--retries", "-1"])
+
+
+def test_noise_recordings_are_resampled_to_the_audio_rate(tmp_path):
+    """An ESC-50-like folder (44.1 kHz, stereo) becomes 8 kHz mono clips usable as `noise_clips`."""
+    from mmkeras.data.avmnist import read_noise_folder
+
+    for i, seconds in enumerate((1.5, 1.2)):
+        t = np.arange(int(44100 * seconds)) / 44100
+        tone = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
+        with wave.open(str(tmp_path / f"1-{i}-A-0.wav"), "wb") as out:
+            out.setnchannels(2), out.setsampwidth(2), out.setframerate(44100)
+            out.writeframes(np.stack([tone, tone], 1).tobytes())
+    clips = read_noise_folder(tmp_path)
+    assert clips.shape == (2, 9600)  # both cut to the shorter one: 1.2 s at 8 kHz
+    spectrum = np.abs(np.fft.rfft(clips[0]))
+    assert abs(np.argmax(spectrum) * 8000 / len(clips[0]) - 440) < 2  # the tone survived, at the right pitch
+    with pytest.raises(ValueError, match="No 16-bit .wav"):
+        read_noise_folder(tmp_path / "missing")

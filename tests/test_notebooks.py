@@ -33,7 +33,9 @@ def test_the_course_has_its_notebooks():
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_in_smoke_mode(path):
+def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMKERAS_DATA_DIR", str(tmp_path))  # downloads and caches (notebook 12) stay in the test
+    monkeypatch.delenv("MMKERAS_MIRROR", raising=False)
     execute_notebook(path, smoke=True, timeout=600)
 
 
@@ -85,8 +87,10 @@ def test_notebooks_open_with_goals_and_close_with_recap_and_exercises():
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", SOLUTIONS, ids=_ids(SOLUTIONS))
-def test_exercise_solutions_run(path):
-    env = dict(os.environ, MMKERAS_SMOKE="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+def test_exercise_solutions_run(path, tmp_path):
+    env = dict(os.environ, MMKERAS_SMOKE="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg",
+               MMKERAS_DATA_DIR=str(tmp_path))
+    env.pop("MMKERAS_MIRROR", None)
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env,
                           cwd=path.parent, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

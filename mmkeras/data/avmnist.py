@@ -376,7 +376,7 @@ def prepare_avmnist(data_dir=None, base_url: str | None = None, sources: dict | 
         sources: dict or None. `{"mnist": DatasetSpec, "fsdd": DatasetSpec}` to use instead of the registry's,
             e.g. `mmkeras.data.avmnist_fixture.fixture_specs(folder)`.
         fallback: None or `"fixture"`. What to do when a half cannot be downloaded: `None` raises; `"fixture"`
-            prints why and uses the offline stand-in for that half (`cache_info` says which half is real).
+            prints why (always) and uses the offline stand-in for that half (`cache_info` says which half is real).
         fixture_images: (int, int). Training and test images of the stand-in MNIST. Defaults to `(1200, 300)`.
         test_speakers: str, list or None. Held-out speakers; `None` draws one from the seed.
         val_images: int or None. MNIST training images kept for validation; `None`: 1/12 of them (5,000).
@@ -413,8 +413,7 @@ def prepare_avmnist(data_dir=None, base_url: str | None = None, sources: dict | 
             message = _offline_help(spec, base_url, root, error)
             if fallback is None:
                 raise DownloadError(message) from error
-            if progress:
-                print(f"{message}\n-> using the offline stand-in for {key!r}.", file=sys.stderr)
+            print(f"{message}\n-> using the offline stand-in for {key!r}.", file=sys.stderr)  # never silently
             folder = fixture_folder(root, fixture_images)
             specs[key] = fixture_specs(folder)[key]
             paths[key] = download(specs[key], root, base_url=folder.resolve().as_uri(), progress=progress)
