@@ -12,6 +12,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Scripts that tests run in a subprocess under another Keras backend: not test modules, not doctests.
+collect_ignore = ["backend_checks"]
+
 
 @pytest.fixture(autouse=True)
 def _seed():
