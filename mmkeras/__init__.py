@@ -23,6 +23,8 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.matching    image-text matching with cross-modal attention and hard negatives
     mmkeras.captioning  a caption model (image -> Transformer decoder), greedy decoding, BLEU
     mmkeras.bench_generative  the three chapters measured: `mmkeras bench-generative`
+    mmkeras.export      SavedModel / TFLite (float32, float16, int8) / ONNX export, pruning, parity checks
+    mmkeras.serving     the HTTP inference service behind `mmkeras serve MODEL_DIR` (FastAPI + uvicorn)
 
 `import mmkeras` is light: TensorFlow, Keras, keras-hub and matplotlib are imported the first time a name
 that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ...), so `mmkeras --help` and
@@ -36,8 +38,8 @@ import importlib
 __version__ = "0.2.0"
 
 _SUBMODULES = ("bench_generative", "captioning", "compare", "config", "contrastive", "data", "encoders", "ensemble",
-               "fusion", "generative", "losses", "matching", "metrics", "missing", "models", "notebooks", "quickstart",
-               "testing", "training", "viz")
+               "export", "fusion", "generative", "losses", "matching", "metrics", "missing", "models", "notebooks",
+               "quickstart", "serving", "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",

@@ -1,4 +1,4 @@
-"""The `mmkeras` command: `quickstart`, `compare-fusions`, `bench-generative` and `download`.
+"""The `mmkeras` command: `quickstart`, `compare-fusions`, `bench-generative`, `download`, `prepare` and `serve`.
 
 `data_scripts/download.py` is this same `download` command (it calls `main(["download", ...])`), so the two
 take the same flags and return the same exit codes:
@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="download and prepare a real multimodal dataset (AV-MNIST)")
     prepare.add_argument("name", choices=["avmnist"], help="the dataset to prepare")
     add_prepare_arguments(prepare)
+    serve = commands.add_parser("serve", help="serve an exported model over HTTP (POST /predict, a web page at /)")
+    serve.add_argument("model_dir", metavar="MODEL_DIR",
+                       help="a model directory written by mmkeras.export.export_saved_model")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=_non_negative_int, default=8000, help="TCP port (default: 8000)")
+    serve.add_argument("--max-body-mb", type=_positive_float, default=8.0,
+                       help="refuse request bodies larger than this many MiB with 413 (default: 8)")
     return parser
 
 
@@ -167,7 +175,28 @@ def main(argv=None) -> int:
         return _bench_generative(args)
     if args.command == "prepare":
         return run_prepare(args)
+    if args.command == "serve":
+        return run_serve(args)
     return _quickstart(args)
+
+
+def run_serve(args, prog: str = "mmkeras serve") -> int:
+    """`mmkeras serve MODEL_DIR`: checks the model directory (without TensorFlow), then runs uvicorn."""
+    from mmkeras.export import read_metadata
+
+    try:
+        metadata = read_metadata(args.model_dir)
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    _quiet_tensorflow()
+    from mmkeras.serving import serve
+
+    inputs = ", ".join(f"{name} {spec['dtype']} {spec['shape']}" for name, spec in metadata["inputs"].items())
+    print(f"{prog}: {metadata['model_name']} ({inputs}) -> {metadata['label']}; "
+          f"open http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    serve(args.model_dir, host=args.host, port=args.port, max_body_bytes=int(args.max_body_mb * 2**20))
+    return EXIT_OK
 
 
 def run_prepare(args, prog: str = "mmkeras prepare") -> int:

@@ -15,7 +15,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def _readme_commands():
-    return re.findall(r"```bash\n(python3 -m venv .venv && [^\n]+)\n```", README)
+    return re.findall(r"```bash\n((?:bash tools/\S+ && )?python3 -m venv .venv && [^\n]+)\n```", README)
 
 
 def test_readme_opens_with_two_commands():
