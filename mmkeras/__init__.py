@@ -25,6 +25,9 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.bench_generative  the three chapters measured: `mmkeras bench-generative`
     mmkeras.export      SavedModel / TFLite (float32, float16, int8) / ONNX export, pruning, parity checks
     mmkeras.serving     the HTTP inference service behind `mmkeras serve MODEL_DIR` (FastAPI + uvicorn)
+    mmkeras.pretrain    the course's own pretrained presets (MLM BERT, pretext CNN); freeze / unfreeze / fine-tune
+    mmkeras.distribute  tf.distribute: one training under no strategy, MirroredStrategy and
+                        MultiWorkerMirroredStrategy; keras.distribution on JAX
 
 `import mmkeras` is light: TensorFlow, Keras, keras-hub and matplotlib are imported the first time a name
 that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ...), so `mmkeras --help` and
@@ -37,9 +40,9 @@ import importlib
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("bench_generative", "captioning", "compare", "config", "contrastive", "data", "encoders", "ensemble",
-               "export", "fusion", "generative", "losses", "matching", "metrics", "missing", "models", "notebooks",
-               "quickstart", "serving", "testing", "training", "viz")
+_SUBMODULES = ("bench_generative", "captioning", "compare", "config", "contrastive", "data", "distribute",
+               "encoders", "ensemble", "export", "fusion", "generative", "losses", "matching", "metrics", "missing",
+               "models", "notebooks", "pretrain", "quickstart", "serving", "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",

@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     download = commands.add_parser("download", help="download, verify and extract a registered real dataset")
     add_download_arguments(download)
+    dist = commands.add_parser("distribute", help="train one model with no strategy, MirroredStrategy (2 logical CPUs) "
+                                                  "and MultiWorkerMirroredStrategy (workers on 127.0.0.1); compare")
+    dist.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    dist.add_argument("--epochs", type=_positive_int, help="epochs (default: 3, 1 in smoke mode)")
+    dist.add_argument("--train-size", type=_positive_int, help="training samples (default: 1024, 128 in smoke mode)")
+    dist.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    dist.add_argument("--timeout", type=_positive_float, default=900, help="seconds per run (default: 900)")
     prepare = commands.add_parser("prepare", help="download and prepare a real multimodal dataset (AV-MNIST)")
     prepare.add_argument("name", choices=["avmnist"], help="the dataset to prepare")
     add_prepare_arguments(prepare)
@@ -175,9 +182,38 @@ def main(argv=None) -> int:
         return _bench_generative(args)
     if args.command == "prepare":
         return run_prepare(args)
+    if args.command == "distribute":
+        return _distribute(args)
     if args.command == "serve":
         return run_serve(args)
     return _quickstart(args)
+
+
+def _distribute(args) -> int:
+    """`mmkeras distribute`: the same training under three strategies, one table (notebook 15)."""
+    import json
+
+    from mmkeras.config import is_smoke
+    from mmkeras.distribute import RunConfig, WorkerError, compare_strategies, format_strategies
+
+    sizes = {"train_size": 128, "test_size": 64, "epochs": 1} if is_smoke() else {}
+    sizes |= {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v}
+    try:
+        config = RunConfig(**sizes)
+        print(f"mmkeras distribute: {config.train_size} training samples, {config.epochs} epochs, global batch "
+              f"{config.global_batch_size}, {args.workers} workers{' (smoke mode)' if is_smoke() else ''}")
+        rows = compare_strategies(config, num_workers=args.workers, timeout=args.timeout)
+    except ValueError as error:
+        print(f"mmkeras distribute: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except WorkerError as error:
+        print(f"mmkeras distribute: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_strategies(rows))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
+        print(f"results written to {args.json}")
+    return EXIT_OK
 
 
 def run_serve(args, prog: str = "mmkeras serve") -> int:
