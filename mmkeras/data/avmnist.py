@@ -429,8 +429,8 @@ def prepare_avmnist(data_dir=None, base_url: str | None = None, sources: dict | 
         "waveforms": np.round(recordings.waveforms * 32767).astype(np.int16),  # (recordings, 8000), peak 1
         "recording_digit": recordings.digits, "recording_speaker": recordings.speakers,
         "recording_index": recordings.indices, "recording_length": recordings.lengths,
-        "sources": np.array(json.dumps({k: {"name": s.name, "sha256": s.sha256, "real": not s.name.endswith(
-            "-fixture")} for k, s in specs.items()})),
+        "sources": np.array(json.dumps({k: {"name": s.name, "sha256": s.sha256, "real": "-fixture" not in s.name}
+                                        for k, s in specs.items()})),
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{cache.name}.", suffix=".part", dir=cache.parent)

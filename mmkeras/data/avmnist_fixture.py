@@ -181,8 +181,9 @@ def _recordings(recordings_per_digit: int, rng: np.random.Generator):
 def fixture_specs(folder) -> dict:
     """Registry entries for the fixture's two files (`{"mnist": spec, "fsdd": spec}`), with their sha256.
 
-    They are the real entries with another name (`mnist-fixture`, `fsdd-fixture`: the fixture never lands
-    where a real download would) and the fixture's checksums and sizes.
+    They are the real entries with another name (`mnist-fixture-<hash>`, `fsdd-fixture-<hash>`: the fixture never
+    lands where a real download would, and stand-ins of different sizes never share a file) and the fixture's
+    checksums and sizes.
     """
     from mmkeras.data.download import file_sha256
 
@@ -193,7 +194,8 @@ def fixture_specs(folder) -> dict:
         path = folder / real.filename
         if not path.is_file():
             raise FileNotFoundError(f"No fixture file {path}: write it with write_fixture({str(folder)!r}).")
-        specs[key] = dataclasses.replace(
-            real, name=f"{key}-fixture", sha256=file_sha256(path), size_bytes=path.stat().st_size,
+        digest = file_sha256(path)
+        specs[key] = dataclasses.replace(  # the name holds the hash: stand-ins of different sizes never collide
+            real, name=f"{key}-fixture-{digest[:8]}", sha256=digest, size_bytes=path.stat().st_size,
             description=f"The offline stand-in for {key!r} written by mmkeras.data.avmnist_fixture (not real data).")
     return specs
