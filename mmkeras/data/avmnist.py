@@ -13,7 +13,7 @@ recording of someone saying the same digit. Here:
 - **Pairing**: MNIST's training images (minus `val_images` of them for validation) go to the training pairs,
   MNIST's test images to the test pairs. Each image gets a recording of its own digit from its split's pool,
   cycling through a seeded permutation of that digit's recordings, so every recording is used about equally
-  often (each one is heard ~27 times among 55,000 training pairs).
+  often (each of the 1,800 training recordings is heard ~31 times among 55,000 training pairs).
 - **Degradation** (`load_avmnist(degrade=True)`, what makes fusion matter): the images keep only the principal
   components (fitted on the training images) that hold `image_energy` = 25 % of their variance, as MFAS and
   MultiBench keep 25 % of the energy; the audio gets noise at `audio_snr_db` (Gaussian, or clips from a folder
