@@ -194,12 +194,20 @@ def _distribute(args) -> int:
     import json
 
     from mmkeras.config import is_smoke
-    from mmkeras.distribute import RunConfig, WorkerError, compare_strategies, format_strategies
+    from mmkeras.distribute import (
+        RunConfig,
+        WorkerError,
+        compare_strategies,
+        format_strategies,
+        per_replica_batch_size,
+    )
 
     sizes = {"train_size": 128, "test_size": 64, "epochs": 1} if is_smoke() else {}
     sizes |= {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v}
     try:
         config = RunConfig(**sizes)
+        for replicas in (config.num_devices, args.workers):  # before any training: B must split evenly
+            per_replica_batch_size(config.global_batch_size, replicas)
         print(f"mmkeras distribute: {config.train_size} training samples, {config.epochs} epochs, global batch "
               f"{config.global_batch_size}, {args.workers} workers{' (smoke mode)' if is_smoke() else ''}")
         rows = compare_strategies(config, num_workers=args.workers, timeout=args.timeout)

@@ -204,3 +204,11 @@ def test_importing_the_module_does_not_start_tensorflow():
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(pathlib.Path(distribute.__file__).parents[1])))
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_cli_distribute_refuses_a_batch_that_the_workers_cannot_share(capsys):
+    """`mmkeras distribute --workers 3`: B = 32 is not a multiple of 3 replicas: exit 2 with the reason."""
+    from mmkeras.cli import main
+
+    assert main(["distribute", "--workers", "3", "--train-size", "64", "--epochs", "1"]) == 2
+    assert "mmkeras distribute: error:" in capsys.readouterr().err
