@@ -1,4 +1,5 @@
-"""The `mmkeras` command: `quickstart`, `compare-fusions`, `bench-generative`, `download`, `prepare` and `serve`.
+"""The `mmkeras` command: `quickstart`, `compare-fusions`, `bench-generative`, `download`, `prepare`, `pretrain`,
+`distribute` and `serve`.
 
 `data_scripts/download.py` is this same `download` command (it calls `main(["download", ...])`), so the two
 take the same flags and return the same exit codes:
@@ -110,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="download and prepare a real multimodal dataset (AV-MNIST)")
     prepare.add_argument("name", choices=["avmnist"], help="the dataset to prepare")
     add_prepare_arguments(prepare)
+    pre = commands.add_parser("pretrain", help="pretrain the course's tiny BERT (masked LM) and CNN (pretext task) "
+                                               "and save both as keras-hub presets in OUT_DIR (notebook 13)")
+    pre.add_argument("out_dir", metavar="OUT_DIR", help="folder for the two preset folders (created if missing)")
+    pre.add_argument("--mlm-epochs", type=_positive_int, help="masked-LM epochs (default: 8, 1 in smoke mode)")
+    pre.add_argument("--pretext-epochs", type=_positive_int, help="pretext epochs (default: 5, 1 in smoke mode)")
+    pre.add_argument("--pretext", choices=["caption_words", "rotation"], default="caption_words",
+                     help="the CNN's pretext task (default: caption_words)")
+    pre.add_argument("--corpus-size", type=_positive_int,
+                     help="captions per dataset for the masked LM (default: 2500, 64 in smoke mode)")
+    pre.add_argument("--pool-size", type=_positive_int,
+                     help="unlabelled scenes for the pretext task (default: 3000, 64 in smoke mode)")
+    pre.add_argument("--seed", type=int, default=0, help="seed of weights and masking (default: 0)")
+    pre.add_argument("--json", metavar="PATH", help="write the preset paths and losses as JSON to PATH")
     serve = commands.add_parser("serve", help="serve an exported model over HTTP (POST /predict, a web page at /)")
     serve.add_argument("model_dir", metavar="MODEL_DIR",
                        help="a model directory written by mmkeras.export.export_saved_model")
@@ -186,6 +200,8 @@ def main(argv=None) -> int:
         return _distribute(args)
     if args.command == "serve":
         return run_serve(args)
+    if args.command == "pretrain":
+        return _pretrain(args)
     return _quickstart(args)
 
 
@@ -220,6 +236,44 @@ def _distribute(args) -> int:
     print(format_strategies(rows))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
+        print(f"results written to {args.json}")
+    return EXIT_OK
+
+
+def _pretrain(args, prog: str = "mmkeras pretrain") -> int:
+    """`mmkeras pretrain OUT_DIR`: `mmkeras.pretrain.save_course_presets`, then how to load what it wrote."""
+    import json
+
+    from mmkeras.config import is_smoke
+
+    out_dir = pathlib.Path(args.out_dir).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"{prog}: error: OUT_DIR must be a folder. Received: {args.out_dir!r} (an existing file)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    smoke = is_smoke()
+    sizes = {"mlm_epochs": args.mlm_epochs or (1 if smoke else 8),
+             "pretext_epochs": args.pretext_epochs or (1 if smoke else 5),
+             "corpus_size": args.corpus_size or (64 if smoke else 2500),
+             "pool_size": args.pool_size or (64 if smoke else 3000)}
+    _quiet_tensorflow()
+    from mmkeras.pretrain import save_course_presets
+
+    print(f"{prog}: masked LM on {2 * sizes['corpus_size']} captions ({sizes['mlm_epochs']} epochs), "
+          f"{args.pretext} pretext on {sizes['pool_size']} scenes ({sizes['pretext_epochs']} epochs)"
+          f"{' (smoke mode)' if smoke else ''}")
+    try:
+        result = save_course_presets(out_dir, pretext=args.pretext, seed=args.seed, **sizes)
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"tiny BERT   {result['bert']}  (masked-LM loss {result['mlm_loss'][0]:.3f} -> {result['mlm_loss'][1]:.3f})")
+    print(f"CNN         {result['cnn']}  (pretext loss {result['pretext_loss'][0]:.3f} -> "
+          f"{result['pretext_loss'][1]:.3f})")
+    print("Load them with keras_hub.models.BertBackbone.from_preset(PATH) and keras_hub.models.Backbone.from_preset("
+          "PATH), or mmkeras.pretrain.load_text_classifier(PATH, num_classes).")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"results written to {args.json}")
     return EXIT_OK
 

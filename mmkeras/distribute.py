@@ -30,10 +30,11 @@ Three configurations, one training function (`train_configuration`):
   the chief: it is the one that would write checkpoints and logs). `run_multi_worker` starts the workers, waits
   for them with a timeout, and kills every one of them if any fails.
 
-The input pipeline is sharded by hand with `strategy.distribute_datasets_from_function` (`make_dataset_fn`):
+The input pipeline is split by hand with `strategy.distribute_datasets_from_function` (`make_dataset_fn`):
 TensorFlow calls the function once per input pipeline (one per worker) with a `tf.distribute.InputContext`;
-the function keeps its worker's disjoint shard `ds.shard(num_input_pipelines, input_pipeline_id)` and batches
-it with the per-replica batch size `input_context.get_per_replica_batch_size(B) = B / R`. (The alternative,
+every pipeline draws the same order of the samples for the epoch (a stateless shuffle), cuts it into global
+batches of `B`, keeps its own `B / P` of each, and batches them with the per-replica batch size
+`input_context.get_per_replica_batch_size(B) = B / R`: so every set-up trains on the same global batches. (The alternative,
 passing a globally batched `tf.data.Dataset` to `fit`, lets tf.data auto-shard it: with in-memory arrays there
 are no files to split, so the `AutoShardPolicy.DATA` policy makes each worker read everything and keep its
 share of every batch; `auto_shard_options` sets that policy explicitly.)
@@ -85,6 +86,7 @@ from mmkeras._validation import check_bool, check_choice, check_int, check_numbe
 
 STRATEGIES = ("single", "mirrored", "multi_worker")
 RULES = ("none", "linear", "sqrt")
+OPTIMIZERS = ("adam", "sgd")
 DEFAULT_MODALITIES = ("text", "image")
 
 
@@ -238,23 +240,30 @@ def auto_shard_options(policy: str = "data"):
 
 def make_dataset_fn(data, modalities, global_batch: int, label_key: str = "label", shuffle: bool = True,
                     seed: int = 0, repeat: bool = True):
-    """A `dataset_fn(input_context)` for `strategy.distribute_datasets_from_function`: one worker's shard.
+    """A `dataset_fn(input_context)` for `strategy.distribute_datasets_from_function`: one worker's share.
 
-    The function keeps the elements `i` with `i % P == p` (`P = input_context.num_input_pipelines`, one per
-    worker; `p` this worker's `input_pipeline_id`), so the workers' shards are disjoint and together cover the
-    data, shuffles its shard (the same `seed` on every worker) and batches it with the per-replica batch
-    `b = B / R` (`input_context.get_per_replica_batch_size(B)`); each of the worker's replicas takes its own
-    batches. Batches are full (`drop_remainder`) so that every replica computes on `b` samples, and with
-    `repeat` the dataset is infinite: give `fit` `steps_per_epoch = n // B` (`steps_per_epoch`), the same number
-    of steps on every worker, or the collectives of a worker that ran out of data would wait forever.
+    Every set-up sees the same global batches. Epoch `e` visits the samples in one order, drawn from the
+    stateless seed `(seed, e)` (`tf.random.experimental.stateless_shuffle`: the same on every worker, in every
+    process, however many iterators Keras opens), cut into `n // B` global batches of `B`; input pipeline `p` of
+    `P` (one per worker, `input_context.input_pipeline_id` of `num_input_pipelines`) keeps the `B / P` samples
+    `[p B/P, (p + 1) B/P)` of every global batch and batches them by the per-replica batch
+    `b = B / R` (`input_context.get_per_replica_batch_size(B)`), so each of its replicas takes its own `b`.
+    Within an epoch the pipelines' shares are disjoint and together cover the `(n // B) B` samples that fill
+    whole batches; the `n mod B` left over change with the order, so over epochs every sample is used. One
+    device, two mirrored devices and two workers therefore compute on exactly the same samples at every step,
+    which is what makes their runs comparable (this is `AutoShardPolicy.DATA`'s split, done by hand).
+
+    Batches are full so that every replica computes on `b` samples, and with `repeat` the dataset is infinite:
+    give `fit` `steps_per_epoch = n // B` (`steps_per_epoch`), the same number of steps on every worker, or the
+    collectives of a worker that ran out of data would wait forever.
 
     Args:
         data: MultimodalData or `(features, labels)`. The training split.
         modalities: list of str. The model's inputs.
-        global_batch: int. `B`, a multiple of the number of replicas.
+        global_batch: int. `B`, a multiple of the number of replicas and at most the number of samples.
         label_key: str. The label to train on. Defaults to `"label"`.
-        shuffle: bool. Reshuffle the shard every epoch. Defaults to `True`.
-        seed: int. Shuffle seed. Defaults to `0`.
+        shuffle: bool. A new order every epoch (else the data's own order). Defaults to `True`.
+        seed: int. Seed of the orders. Defaults to `0`.
         repeat: bool. Repeat forever (training) or pass once. Defaults to `True`.
 
     Example:
@@ -280,17 +289,28 @@ def make_dataset_fn(data, modalities, global_batch: int, label_key: str = "label
     features = {m: data.features[m].astype(str) if data.schema.modality(m).dtype == "string" else data.features[m]
                 for m in modalities}
     labels = data.labels[label_key]
+    num_samples = len(labels)
+    steps = steps_per_epoch(num_samples, global_batch)
 
     def dataset_fn(input_context):
         batch = per_replica_batch_size(global_batch, input_context.num_replicas_in_sync)
-        ds = tf.data.Dataset.from_tensor_slices((features, labels))
-        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id).cache()
-        if shuffle:
-            ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(batch, drop_remainder=True)
-        return ds.with_options(auto_shard_options("off")).prefetch(tf.data.AUTOTUNE)  # already sharded
+        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+        share = per_replica_batch_size(global_batch, pipelines)  # B / P samples of every global batch
+        tensors = {m: tf.constant(v) for m, v in features.items()}, tf.constant(labels)
+
+        def epoch_share(epoch):
+            order = tf.range(num_samples, dtype=tf.int64)
+            if shuffle:
+                order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                                       epoch]))
+            order = tf.reshape(order[: steps * global_batch], (steps, pipelines, share))[:, pipeline]  # (steps, B/P)
+            return tf.data.Dataset.from_tensor_slices(tf.reshape(order, (-1,)))
+
+        epochs = tf.data.Dataset.range(2**62 if repeat else 1)
+        indices = epochs.flat_map(epoch_share).batch(batch, drop_remainder=True)  # (b,) ids per replica batch
+        ds = indices.map(lambda ids: tf.nest.map_structure(lambda t: tf.gather(t, ids), tensors),
+                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.with_options(auto_shard_options("off")).prefetch(tf.data.AUTOTUNE)  # already split by hand
 
     return dataset_fn
 
@@ -328,15 +348,22 @@ class RunConfig:
         train_size, test_size: samples of `mmkeras.load_splits`. Default to `1024` and `512`.
         epochs: passes over the training split. Defaults to `3`.
         global_batch_size: `B`, the same for every configuration. Defaults to `32`.
-        learning_rate: the initial step size of the course's recipe (Adam, cosine decay to 0). Defaults to `1e-2`.
-        seed: seeds weights, dropout, data and shuffling. Defaults to `0`.
+        learning_rate: the initial step size of the course's recipe (cosine decay to 0). Defaults to `1e-2`.
+        optimizer: `"adam"` (the course's recipe) or `"sgd"` (plain gradient steps, for checking that two set-ups
+            take the same step). Defaults to `"adam"`.
+        seed: seeds weights, dropout, data and the order of the samples. Defaults to `0`.
         num_devices: logical CPUs of `"mirrored"`. Defaults to `2`.
         deterministic: no dropout and no random augmentation. Under a strategy every replica draws the *same*
             random numbers (Keras's seed generators are mirrored variables, in the same state on every replica):
             sample `k` of replica 1 gets the dropout mask and the random shift of sample `k` of replica 0, so a
-            stochastic mirrored run does not repeat the single-device run. Without randomness one SGD step of the
-            mirrored run equals the single-device step up to float rounding (checked to ~1e-8); over many Adam
-            steps the rounding still grows (`g / sqrt(v)` magnifies it for near-zero gradients). Defaults to `False`.
+            stochastic mirrored run does not repeat the single-device run. Without randomness, and with the same
+            global batches (`make_dataset_fn`), the first SGD steps of every set-up agree to float rounding
+            (~1e-8, tested). They do not stay together: the replicas sum their gradients in another order than one
+            device does, and training amplifies a rounding difference about tenfold every step or two (a ReLU or
+            a max-pool that flips; Adam's `g / sqrt(v)` for near-zero gradients). Measured with SGD at 0.05: 1e-8
+            after 2 steps, 6e-6 after 4, 9e-4 after 16 (the weights moved 0.025). So two set-ups end as two
+            different runs of the same recipe: compare them over seeds, not one run against one run.
+            Defaults to `False`.
     """
 
     modalities: tuple = DEFAULT_MODALITIES
@@ -345,6 +372,7 @@ class RunConfig:
     epochs: int = 3
     global_batch_size: int = 32
     learning_rate: float = 1e-2
+    optimizer: str = "adam"
     seed: int = 0
     num_devices: int = 2
     deterministic: bool = False
@@ -357,6 +385,7 @@ class RunConfig:
             setattr(self, name, check_int(name, getattr(self, name)))
         self.seed = check_int("seed", self.seed, minimum=0)
         self.deterministic = check_bool("deterministic", self.deterministic)
+        self.optimizer = check_choice("optimizer", self.optimizer, OPTIMIZERS)
         self.learning_rate = check_number("learning_rate", self.learning_rate, low=0, low_inclusive=False)
         steps_per_epoch(self.train_size, self.global_batch_size)  # at least one step
 
@@ -393,10 +422,10 @@ def train_configuration(strategy_name: str, config: RunConfig | dict | None = No
     every configuration shares.
 
     Seeds everything, loads `mmkeras.load_splits`, builds `build_fusion_classifier(modalities)` inside
-    `strategy.scope()` (so that its variables are mirrored), compiles it with the course's recipe (Adam whose
-    step size decays from `learning_rate` to 0 along a cosine over the run; cross-entropy on logits,
-    `steps_per_execution=1`), trains
-    with `model.fit` on `make_dataset_fn`'s shards, then copies the trained weights into a plain model and
+    `strategy.scope()` (so that its variables are mirrored), compiles it with the course's recipe (Adam, or SGD
+    with `optimizer="sgd"`, whose step size decays from `learning_rate` to 0 along a cosine over the run;
+    cross-entropy on logits, `steps_per_execution=1`), trains with `model.fit` on `make_dataset_fn`'s shares of
+    the global batches, then copies the trained weights into a plain model and
     tests it with `mmkeras.evaluate_classifier` on the whole test split.
 
     `"mirrored"` must run in a fresh process (`run_in_subprocess`), `"multi_worker"` in every worker
@@ -405,8 +434,9 @@ def train_configuration(strategy_name: str, config: RunConfig | dict | None = No
     Returns:
         A JSON-ready dict: `strategy`, `num_replicas`, `num_workers`, `task_index`, `global_batch_size`,
         `per_replica_batch_size`, `steps_per_epoch`, `learning_rate`, `history` (loss and accuracy per epoch,
-        over the global batches), `train_seconds`, `test_accuracy` and `weights_checksum` (sum of `|w|`, equal on
-        every worker when the replicas stayed in sync).
+        over the global batches), `train_seconds`, `optimizer_steps` (updates applied: `epochs * steps_per_epoch`
+        under every strategy, one per global batch), `test_accuracy`, `weights_checksum` (sum of `|w|`, equal on
+        every worker when the replicas stayed in sync) and `initial_weights_checksum` (the same before training).
     """
     import keras
 
@@ -427,10 +457,12 @@ def train_configuration(strategy_name: str, config: RunConfig | dict | None = No
     with strategy.scope():  # variables created here are mirrored on every replica
         model = build_model(config)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps * config.epochs)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), steps_per_execution=1)
+        optimizer = keras.optimizers.Adam(schedule) if config.optimizer == "adam" else keras.optimizers.SGD(schedule)
+        model.compile(optimizer=optimizer, steps_per_execution=1)
+    initial_checksum = _weights_checksum(model.get_weights())
     start = time.perf_counter()
     history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps, verbose=0,
-                        shuffle=False)  # make_dataset_fn shuffles each shard; Keras cannot shuffle a dataset
+                        shuffle=False)  # make_dataset_fn draws each epoch's order; Keras cannot shuffle a dataset
     seconds = time.perf_counter() - start
     weights = model.get_weights()
     plain = build_model(config)  # outside the scope: an ordinary model
@@ -448,8 +480,10 @@ def train_configuration(strategy_name: str, config: RunConfig | dict | None = No
         "learning_rate": config.learning_rate,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
         "train_seconds": seconds,
+        "optimizer_steps": int(model.optimizer.iterations.numpy()),
         "test_accuracy": float(report["accuracy"]),
         "weights_checksum": _weights_checksum(weights),
+        "initial_weights_checksum": initial_checksum,
         "config": config.to_dict(),
     }
 

@@ -234,6 +234,22 @@ def split_preprocessing(model) -> SplitModel:
 # ------------------------------------------------------------------------------------------------ SavedModel
 
 
+def _track_tf_variables_once(archive) -> None:
+    """Makes `archive` store each weight once (keras-team/keras#23553, open in Keras 3.15).
+
+    On TensorFlow, `ExportArchive.track(model)` keeps the `keras.Variable` wrappers, while the endpoint's traced
+    function captures the `tf.Variable`s they wrap: two Python objects per weight, which the checkpoint's
+    de-duplication by object identity cannot merge, so `variables/` held every weight twice (`variables/N` and
+    `_all_variables/M`) and a process loading the SavedModel restored two buffers per weight. Tracking the
+    underlying `tf.Variable`s instead leaves one object per weight. Does nothing on a Keras without the lists.
+    """
+    trackable = getattr(archive, "_tf_trackable", None)
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        tracked = getattr(trackable, name, None)
+        if isinstance(tracked, list | tuple):  # TensorFlow's ListWrapper is a list
+            setattr(trackable, name, [getattr(v, "value", v) for v in tracked])
+
+
 def _write_archive(model, directory, batch_size=None):
     """A SavedModel whose `serving_default` signature takes the named inputs and returns `{head: logits}`,
     always in inference mode (see "One trap, avoided" in the module docstring)."""
@@ -246,6 +262,7 @@ def _write_archive(model, directory, batch_size=None):
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    _track_tf_variables_once(archive)
     archive.add_endpoint(name="serve", fn=serve, input_signature=[specs])
     archive.write_out(str(directory), verbose=False)
 

@@ -104,6 +104,23 @@ def test_saved_model_serves_in_inference_mode(exported, avmnist):
     np.testing.assert_array_equal(first, second)
 
 
+def _stored_values(saved_model_dir):
+    import tensorflow as tf
+
+    names = tf.train.list_variables(str(saved_model_dir / "variables" / "variables"))
+    return sum(int(np.prod(shape)) for name, shape in names if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
+def test_saved_model_stores_each_weight_once(trained, exported, captioned, tmp_path):
+    """keras-team/keras#23553: ExportArchive.track() wrote every weight twice; export_saved_model must not."""
+    weights = sum(int(np.prod(v.shape)) for v in trained.weights)
+    stored = _stored_values(exported["saved_model"])
+    assert weights <= stored < 1.01 * weights + 16, (stored, weights)  # + a few seed-generator states
+    model, _ = captioned  # a string model: its lookup table must survive the change
+    directory = export.export_saved_model(model, tmp_path / "text_model")
+    assert _stored_values(directory) < 1.01 * sum(int(np.prod(v.shape)) for v in model.weights) + 16
+
+
 def test_tflite_runs_batch_size_one_with_named_inputs_and_builtin_ops_only(exported):
     runner = export.TFLiteRunner(exported["tflite_float32"])
     assert {name: list(d["shape"]) for name, d in runner.input_details.items()} == {

@@ -270,3 +270,19 @@ def test_save_course_presets_writes_loadable_presets(tmp_path):
     assert keras_hub.models.BertBackbone.from_preset(result["bert"]).hidden_dim == 16
     assert isinstance(keras_hub.models.Backbone.from_preset(result["cnn"]), ConvBackbone)
     assert all(np.isfinite(result["mlm_loss"] + result["pretext_loss"]))
+
+
+def test_cli_pretrain_writes_presets_that_from_preset_loads(tmp_path, capsys):
+    from mmkeras.cli import main
+
+    out = tmp_path / "presets"
+    code = main(["pretrain", str(out), "--mlm-epochs", "1", "--pretext-epochs", "1", "--corpus-size", "16",
+                 "--pool-size", "16", "--pretext", "rotation", "--json", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "from_preset" in printed and str(out / "cnn_rotation") in printed
+    assert keras_hub.models.BertBackbone.from_preset(str(out / "bert_captions_tiny")).num_layers == 2
+    assert isinstance(keras_hub.models.Backbone.from_preset(str(out / "cnn_rotation")), ConvBackbone)
+    (tmp_path / "a_file").write_text("x")
+    assert main(["pretrain", str(tmp_path / "a_file")]) == 2
+    assert "must be a folder" in capsys.readouterr().err
