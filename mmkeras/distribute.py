@@ -34,10 +34,10 @@ The input pipeline is split by hand with `strategy.distribute_datasets_from_func
 TensorFlow calls the function once per input pipeline (one per worker) with a `tf.distribute.InputContext`;
 every pipeline draws the same order of the samples for the epoch (a stateless shuffle), cuts it into global
 batches of `B`, keeps its own `B / P` of each, and batches them with the per-replica batch size
-`input_context.get_per_replica_batch_size(B) = B / R`: so every set-up trains on the same global batches. (The alternative,
-passing a globally batched `tf.data.Dataset` to `fit`, lets tf.data auto-shard it: with in-memory arrays there
-are no files to split, so the `AutoShardPolicy.DATA` policy makes each worker read everything and keep its
-share of every batch; `auto_shard_options` sets that policy explicitly.)
+`input_context.get_per_replica_batch_size(B) = B / R`: so every set-up trains on the same global batches.
+(The alternative, passing a globally batched `tf.data.Dataset` to `fit`, lets tf.data auto-shard it: with
+in-memory arrays there are no files to split, so the `AutoShardPolicy.DATA` policy makes each worker read
+everything and keep its share of every batch; `auto_shard_options` sets that policy explicitly.)
 
 What Keras 3.15 needs on top of the TensorFlow tutorials (checked here, on TensorFlow 2.21):
 
@@ -49,7 +49,10 @@ What Keras 3.15 needs on top of the TensorFlow tutorials (checked here, on Tenso
   0 dimensions"; keras-team/keras#20585). `make_strategy` returns subclasses whose `reduce` reduces nested values
   leaf by leaf, reduces rank-0 values across replicas only, and returns strings (which cannot be averaged)
   from the first local replica. Nothing else is changed: gradients go through the strategy's own all-reduce;
-* every replica draws the same random numbers (dropout masks, augmentation), see `RunConfig.deterministic`.
+* every replica draws the same random numbers (dropout masks, augmentation), see `RunConfig.deterministic`;
+* under a strategy, `fit` opens the dataset once to take a batch for building the model, then again to train:
+  a `shuffle(seed=...)` pipeline then trains on another order than a single device does (which opens it once).
+  `make_dataset_fn` draws each epoch's order from a stateless seed, so every iterator gives the same one.
 
 Keras 3 also has its own, backend-independent distribution API, `keras.distribution` (implemented for JAX):
 `DeviceMesh(shape, axis_names, devices)` names a grid of devices, `DataParallel(devices=...)` replicates the
