@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--epochs", type=_positive_int, help="epochs (default: 3, 1 in smoke mode)")
     dist.add_argument("--train-size", type=_positive_int, help="training samples (default: 1024, 128 in smoke mode)")
     dist.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    dist.add_argument("--seeds", default="0",
+                      help="comma-separated seeds; one comparison each, summarised per strategy (default: 0)")
     dist.add_argument("--timeout", type=_positive_float, default=900, help="seconds per run (default: 900)")
     prepare = commands.add_parser("prepare", help="download and prepare a real multimodal dataset (AV-MNIST)")
     prepare.add_argument("name", choices=["avmnist"], help="the dataset to prepare")
@@ -221,12 +223,17 @@ def _distribute(args) -> int:
     sizes = {"train_size": 128, "test_size": 64, "epochs": 1} if is_smoke() else {}
     sizes |= {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v}
     try:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds must be comma-separated integers. Received: {args.seeds!r}") from None
         config = RunConfig(**sizes)
         for replicas in (config.num_devices, args.workers):  # before any training: B must split evenly
             per_replica_batch_size(config.global_batch_size, replicas)
         print(f"mmkeras distribute: {config.train_size} training samples, {config.epochs} epochs, global batch "
-              f"{config.global_batch_size}, {args.workers} workers{' (smoke mode)' if is_smoke() else ''}")
-        rows = compare_strategies(config, num_workers=args.workers, timeout=args.timeout)
+              f"{config.global_batch_size}, {args.workers} workers, seeds {seeds}"
+              f"{' (smoke mode)' if is_smoke() else ''}")
+        rows = compare_strategies(config, num_workers=args.workers, timeout=args.timeout, seeds=seeds)
     except ValueError as error:
         print(f"mmkeras distribute: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -141,6 +141,16 @@ def test_format_strategies_prints_one_row_per_run(local_runs):
     assert table.splitlines()[3].startswith("| mirrored | 2 | 16 | 32 | ")
 
 
+def test_format_strategies_summarises_several_seeds():
+    rows = [{"strategy": name, "num_replicas": r, "per_replica_batch_size": 32 // r, "global_batch_size": 32,
+             "test_accuracy": acc, "train_seconds": 2.0} for name, r, acc in
+            [("single", 1, 0.8), ("mirrored", 2, 0.7), ("single", 1, 0.6), ("mirrored", 2, 0.9)]]
+    lines = distribute.format_strategies(rows).splitlines()
+    assert "seeds" in lines[0] and len(lines) == 4
+    assert lines[2] == "| single | 1 | 32 | 32 | 2 | 0.700 (0.600-0.800) | 2.0 |"
+    assert lines[3] == "| mirrored | 2 | 16 | 32 | 2 | 0.800 (0.700-0.900) | 2.0 |"
+
+
 def test_auto_shard_options_and_the_batch_arithmetic():
     assert distribute.auto_shard_options("off").experimental_distribute.auto_shard_policy.name == "OFF"
     assert distribute.global_batch_size(16, 2) == 32
@@ -213,6 +223,8 @@ def test_logical_cpus_cannot_be_declared_once_tensorflow_started():
         (lambda: distribute.run_multi_worker(3, CONFIG), r"multiple of the 3 replicas"),
         (lambda: distribute.run_jax_data_parallel({"modalities": ["text", "image"]}), r"JAX has no string"),
         (lambda: distribute.auto_shard_options("rows"), r"`policy` must be one of.*'rows'"),
+        (lambda: distribute.compare_strategies(CONFIG, seeds=[]), r"at least one seed"),
+        (lambda: distribute.compare_strategies(CONFIG, seeds=[-1]), r"seeds item.*-1"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(call, match):
@@ -249,3 +261,5 @@ def test_cli_distribute_refuses_a_batch_that_the_workers_cannot_share(capsys):
 
     assert main(["distribute", "--workers", "3", "--train-size", "64", "--epochs", "1"]) == 2
     assert "mmkeras distribute: error:" in capsys.readouterr().err
+    assert main(["distribute", "--seeds", "0,x"]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err

@@ -51,7 +51,8 @@ def exercise_2_three_workers():
         shard = [ids[round(float(image.sum()), 3)] for x, _ in fn(context) for image in x["image"].numpy()]
         shards.append(shard)
         batch = context.get_per_replica_batch_size(6)
-        print(f"worker {worker} reads samples {shard}  (i % 3 == {worker}; b = {batch})")
+        print(f"worker {worker} reads samples {shard}  (places {2 * worker}-{2 * worker + 1} of every global "
+              f"batch of 6; b = {batch})")
     assert sorted(sum(shards, [])) == list(range(30))
     allowed = [b for b in range(1, 25) if b % 3 == 0]
     print(f"global batch sizes up to 24 allowed with R = 3: {allowed}")
