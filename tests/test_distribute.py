@@ -15,12 +15,12 @@ import pytest
 from mmkeras import distribute
 from mmkeras.distribute import RunConfig, WorkerError
 
-CONFIG = {"train_size": 512, "test_size": 256, "epochs": 2, "global_batch_size": 32}
-# Test accuracy on 256 samples after 2 epochs. The set-ups train on the same global batches, but they are two runs
-# of one recipe, not one run: every replica draws the same dropout masks and random shifts as replica 0
-# (RunConfig.deterministic), and rounding differences grow about tenfold every step or two. Over seeds 0-1 the
-# single-device run itself moved by 0.06 at this size, hence the tolerance; STEP below checks the step exactly.
-TOLERANCE = 0.1
+CONFIG = {"train_size": 512, "test_size": 256, "epochs": 2, "global_batch_size": 32, "deterministic": True}
+# Test accuracy on 256 samples after 2 epochs of Adam, without dropout or augmentation, so that the set-ups differ
+# only by float rounding (measured: single 0.430, mirrored 0.441, two workers 0.441; the first epoch's losses agree
+# to 3e-5). With dropout on, a single seed moves by up to 0.08 between set-ups (notebook 15 compares them over seeds)
+# because one device and two replicas draw different dropout masks.
+TOLERANCE = 0.05
 # Two plain SGD steps without dropout or augmentation: every set-up must take the same step (to float rounding).
 STEP = {"train_size": 64, "test_size": 32, "epochs": 1, "global_batch_size": 32, "deterministic": True,
         "optimizer": "sgd", "learning_rate": 0.05}
@@ -60,7 +60,7 @@ def test_mirrored_on_two_logical_cpus_matches_single_device(local_runs):
     assert mirrored["steps_per_epoch"] == single["steps_per_epoch"]
     assert mirrored["history"]["loss"][-1] < mirrored["history"]["loss"][0]
     # the same initial weights and global batches, the gradient all-reduced: nearly the same first epoch
-    assert mirrored["history"]["loss"][0] == pytest.approx(single["history"]["loss"][0], rel=0.05)
+    assert mirrored["history"]["loss"][0] == pytest.approx(single["history"]["loss"][0], rel=1e-3)
     assert abs(mirrored["test_accuracy"] - single["test_accuracy"]) <= TOLERANCE
 
 
@@ -74,6 +74,8 @@ def test_two_workers_on_loopback_train_in_sync_and_match_single_device(cluster, 
     assert workers[0]["history"] == workers[1]["history"]
     assert cluster["chief"]["history"]["loss"][-1] < cluster["chief"]["history"]["loss"][0]
     assert abs(cluster["chief"]["test_accuracy"] - local_runs["single"]["test_accuracy"]) <= TOLERANCE
+    # two workers of one replica each = one process with two replicas: the same sums of two gradients
+    assert cluster["chief"]["weights_checksum"] == pytest.approx(local_runs["mirrored"]["weights_checksum"], rel=1e-9)
 
 
 def test_every_set_up_takes_the_same_sgd_steps(same_step_runs):
