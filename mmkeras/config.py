@@ -14,7 +14,9 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def is_smoke() -> bool:
-    """Tells whether smoke mode is on (`MMKERAS_SMOKE=1`): tiny data, one or two epochs.
+    """Tells whether smoke mode is on (`MMKERAS_SMOKE=1`): tiny data, one or two epochs, and the course's
+    training helpers (`fit_classifier` and the other functions that compile a model) run eagerly, because
+    tracing a graph costs more than the few batches a smoke run trains.
 
     Returns:
         `True` when the environment variable `MMKERAS_SMOKE` is one of `1/true/yes/on`.

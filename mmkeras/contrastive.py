@@ -38,6 +38,7 @@ import numpy as np
 from keras import layers, ops
 
 from mmkeras._validation import check_bool, check_int, check_number
+from mmkeras.config import is_smoke
 
 MAX_LOGIT_SCALE = 100.0
 """CLIP clips the logit scale `exp(t) = 1 / tau` at 100 (a temperature of at least 0.01)."""
@@ -439,7 +440,7 @@ def train_clip(train, epochs: int = 20, batch_size: int = 64, learning_rate: flo
     model = build_clip_model(**model_kwargs)
     steps = epochs * math.ceil(len(train) / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    model.compile(optimizer=keras.optimizers.Adam(schedule), run_eagerly=is_smoke())
     val = None if validation is None else clip_dataset(validation, batch_size)
     history = model.fit(clip_dataset(train, batch_size, shuffle=True, seed=seed), validation_data=val,
                         epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles itself

@@ -20,6 +20,7 @@ import numpy as np
 from keras import layers, ops
 
 from mmkeras._validation import check_choice, check_int
+from mmkeras.config import is_smoke
 
 METHODS = ("probabilities", "logits", "vote")
 
@@ -134,7 +135,7 @@ def fit_decision_weights(logits, labels, epochs: int = 200, learning_rate: float
     inputs = keras.Input(shape=(logits.shape[0], logits.shape[2]))  # (members, classes) per sample
     model = keras.Model(inputs, fusion(inputs))
     model.compile(keras.optimizers.Adam(learning_rate),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=is_smoke())
     model.fit(np.transpose(logits, (1, 0, 2)), labels, epochs=check_int("epochs", epochs),
               batch_size=len(labels), verbose=0)
     return fusion.weights_per_member()

@@ -35,6 +35,7 @@ import numpy as np
 from keras import layers
 
 from mmkeras._validation import check_bool, check_choice, check_fraction, check_int, check_number, check_words
+from mmkeras.config import is_smoke
 
 MASK_SELECTION_RATE = 0.15
 """The share of tokens BERT's MLM picks as prediction targets."""
@@ -169,6 +170,7 @@ def pretrain_masked_lm(masked_lm, texts, epochs: int = 10, batch_size: int = 128
         optimizer=keras.optimizers.AdamW(check_number("learning_rate", learning_rate, low=0, low_inclusive=False),
                                          weight_decay=0.01),
         weighted_metrics=["sparse_categorical_accuracy"],
+        run_eagerly=is_smoke(),  # smoke mode: a few batches, cheaper than tracing (see fit_classifier)
     )
     validation = None if validation_texts is None else _strings("validation_texts", validation_texts)
     if validation is not None:
@@ -339,7 +341,8 @@ def pretrain_image_backbone(backbone, images, pretext: str = "caption_words", te
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = ["accuracy"]
     model.compile(optimizer=keras.optimizers.Adam(check_number("learning_rate", learning_rate, low=0,
-                                                               low_inclusive=False)), loss=loss, metrics=metrics)
+                                                               low_inclusive=False)), loss=loss, metrics=metrics,
+                  run_eagerly=is_smoke())
     with warnings.catch_warnings():
         # keras-hub turns the arrays into a tf.data pipeline without reshuffling; the generated pool is already
         # in random order, so the batches are i.i.d. draws, only in the same order every epoch.
@@ -472,7 +475,8 @@ def _fit(model, train, validation, epochs, learning_rate, batch_size, one_hot, s
     loss = (keras.losses.CategoricalCrossentropy(from_logits=True) if one_hot
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if one_hot else "accuracy"])
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if one_hot else "accuracy"],
+                  run_eagerly=is_smoke())
     if isinstance(train, tuple):  # keras-hub tasks do not shuffle arrays: a reshuffled tf.data pipeline instead
         x, y = np.asarray(train[0]), np.asarray(train[1])
         train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size)

@@ -30,6 +30,21 @@ def test_fit_lowers_the_training_loss_and_reports_validation(small):
     assert len(result.history["val_accuracy"]) == 4 and result.seconds > 0
 
 
+def test_smoke_mode_trains_eagerly_and_a_full_run_compiles(small, monkeypatch):
+    train = small[0].select(np.arange(32))
+    monkeypatch.setenv("MMKERAS_SMOKE", "1")
+    smoke = build_fusion_classifier(["audio"])
+    result = fit_classifier(smoke, train, epochs=2, batch_size=16)
+    assert smoke.run_eagerly and result.history["loss"][-1] < result.history["loss"][0]
+    monkeypatch.setenv("MMKERAS_SMOKE", "0")
+    full = build_fusion_classifier(["audio"])
+    fit_classifier(full, train, epochs=1, batch_size=16)
+    assert not full.run_eagerly
+    forced = build_fusion_classifier(["audio"])
+    fit_classifier(forced, train, epochs=1, batch_size=16, run_eagerly=True)
+    assert forced.run_eagerly
+
+
 def test_fit_several_heads(small):
     train, _ = small
     model = build_fusion_classifier(["text"], aux_heads={"color": 2, "direction": 2})
@@ -105,7 +120,8 @@ def test_train_and_evaluate_is_reproducible(small):
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"epochs": 0}, "epochs=0"), ({"learning_rate": -1.0}, "learning_rate=-1.0"), ({"batch_size": 1.5}, "1.5")],
+    [({"epochs": 0}, "epochs=0"), ({"learning_rate": -1.0}, "learning_rate=-1.0"), ({"batch_size": 1.5}, "1.5"),
+     ({"run_eagerly": "yes"}, "run_eagerly")],
 )
 def test_bad_arguments(small, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -26,6 +26,7 @@ import numpy as np
 from keras import layers
 
 from mmkeras._validation import check_int
+from mmkeras.config import is_smoke
 from mmkeras.data.scenes import SCENE_ATTRIBUTES, SCENE_VALUES, load_scene_splits, render_scenes
 from mmkeras.generative.gan import attributes_to_condition, labels_to_condition
 
@@ -80,7 +81,7 @@ def train_attribute_classifier(train, val=None, epochs: int = 6, batch_size: int
     model = build_attribute_classifier()
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss={a: loss for a in SCENE_ATTRIBUTES},
-                  metrics={a: ["accuracy"] for a in SCENE_ATTRIBUTES})
+                  metrics={a: ["accuracy"] for a in SCENE_ATTRIBUTES}, run_eagerly=is_smoke())
     validation = None if val is None else (val.features["image"], dict(val.labels))
     model.fit(train.features["image"], dict(train.labels), validation_data=validation, epochs=epochs,
               batch_size=batch_size, verbose=verbose)
