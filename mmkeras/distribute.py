@@ -254,7 +254,10 @@ def make_dataset_fn(data, modalities, global_batch: int, label_key: str = "label
     Within an epoch the pipelines' shares are disjoint and together cover the `(n // B) B` samples that fill
     whole batches; the `n mod B` left over change with the order, so over epochs every sample is used. One
     device, two mirrored devices and two workers therefore compute on exactly the same samples at every step,
-    which is what makes their runs comparable (this is `AutoShardPolicy.DATA`'s split, done by hand).
+    which is what makes their runs comparable (this is `AutoShardPolicy.DATA`'s split, done by hand). Every
+    worker holds the whole split in memory to do so; for data that does not fit, shard files instead (one or
+    more TFRecord files per worker, `auto_shard_options("file")`), and the global batches then differ from
+    one device's.
 
     Batches are full so that every replica computes on `b` samples, and with `repeat` the dataset is infinite:
     give `fit` `steps_per_epoch = n // B` (`steps_per_epoch`), the same number of steps on every worker, or the
