@@ -459,7 +459,6 @@ def bench(smoke: bool | None = None, progress: bool = False) -> dict:
         100 test pairs, chance `1 / 100`, the gallery's `retrieval_ceiling`, and the wall-clock seconds of
         training and evaluation.
     """
-    from mmkeras.config import is_smoke
     from mmkeras.data.scenes import load_scene_splits, retrieval_ceiling
 
     mode = "smoke" if (is_smoke() if smoke is None else check_bool("smoke", smoke)) else "full"

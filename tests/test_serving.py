@@ -8,6 +8,7 @@ epoch on 32 random examples and exported once per session with `export_saved_mod
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import shutil
 import threading
@@ -265,31 +266,38 @@ def _chromium():
     return None
 
 
-def test_web_page_shows_a_prediction_in_headless_chromium(server, client):
+@contextlib.contextmanager
+def _page(url):
+    """A headless Chromium page opened at `url`, closed afterwards; skips when no Chromium is installed."""
     from playwright import sync_api as playwright  # a test dependency: missing it fails, it does not skip
 
     executable = _chromium()
     if executable is None:
         pytest.skip("No Chromium installed: `apt-get install -y chromium` (Debian) runs this browser test")
-    expected = client.post("/predict", json={"inputs": client.get("/examples/2").json()["inputs"]}).json()
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            page.goto(server + "/")
-            page.wait_for_selector("#example-select option", state="attached")
-            assert page.locator("#predict").is_disabled()
-            page.select_option("#example-select", "2")
-            page.click("#load-example")
-            page.wait_for_selector("#predict:not([disabled])")
-            page.click("#predict")
-            page.wait_for_function("document.querySelector('#prediction').textContent.startsWith('Prediction')")
-            assert page.text_content("#prediction") == f"Prediction: {expected['label']}"
-            assert page.locator("#bars .bar-row").count() == 10
-            assert page.locator("#bars .bar.top").count() == 1
-            assert page.text_content("#error") == ""
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def test_web_page_shows_a_prediction_in_headless_chromium(server, client):
+    expected = client.post("/predict", json={"inputs": client.get("/examples/2").json()["inputs"]}).json()
+    with _page(server + "/") as page:
+        page.wait_for_selector("#example-select option", state="attached")
+        assert page.locator("#predict").is_disabled()
+        page.select_option("#example-select", "2")
+        page.click("#load-example")
+        page.wait_for_selector("#predict:not([disabled])")
+        page.click("#predict")
+        page.wait_for_function("document.querySelector('#prediction').textContent.startsWith('Prediction')")
+        assert page.text_content("#prediction") == f"Prediction: {expected['label']}"
+        assert page.locator("#bars .bar-row").count() == 10
+        assert page.locator("#bars .bar.top").count() == 1
+        assert page.text_content("#error") == ""
 
 
 def test_web_page_predicts_from_uploaded_picture_and_sound(server, tmp_path):
@@ -297,33 +305,23 @@ def test_web_page_predicts_from_uploaded_picture_and_sound(server, tmp_path):
     import wave
 
     import matplotlib.image
-    from playwright import sync_api as playwright  # a test dependency: missing it fails, it does not skip
 
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("No Chromium installed: `apt-get install -y chromium` (Debian) runs this browser test")
     picture = tmp_path / "digit.png"
     matplotlib.image.imsave(picture, np.eye(56), cmap="gray")  # a diagonal stroke, 56x56: the page resizes it
     sound = tmp_path / "digit.wav"
     with wave.open(str(sound), "wb") as out:  # 0.5 s of a 440 Hz tone at 16 kHz: the page resamples to 8 kHz
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
         out.writeframes((8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype("<i2").tobytes())
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(server + "/")
-            page.wait_for_selector("#file-image", state="attached")
-            page.set_input_files("#file-image", str(picture))
-            page.wait_for_function("document.querySelector('#input-status').textContent.includes('digit.png')")
-            page.set_input_files("#file-audio", str(sound))
-            page.wait_for_function("document.querySelector('#input-status').textContent.includes('digit.wav')")
-            page.click("#predict")
-            page.wait_for_function("document.querySelector('#prediction').textContent.startsWith('Prediction')")
-            assert page.text_content("#error") == ""
-            assert page.locator("#bars .bar-row").count() == 10
-        finally:
-            browser.close()
+    with _page(server + "/") as page:
+        page.wait_for_selector("#file-image", state="attached")
+        page.set_input_files("#file-image", str(picture))
+        page.wait_for_function("document.querySelector('#input-status').textContent.includes('digit.png')")
+        page.set_input_files("#file-audio", str(sound))
+        page.wait_for_function("document.querySelector('#input-status').textContent.includes('digit.wav')")
+        page.click("#predict")
+        page.wait_for_function("document.querySelector('#prediction').textContent.startsWith('Prediction')")
+        assert page.text_content("#error") == ""
+        assert page.locator("#bars .bar-row").count() == 10
 
 
 def test_cli_serve_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):

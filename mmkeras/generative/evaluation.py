@@ -260,7 +260,6 @@ def bench(smoke: bool | None = None, progress: bool = False) -> dict:
         "seconds": wall-clock of training + evaluation}` and, for context, `"conditional_accuracy_joint"`,
         `"frechet_real_real"` and `"classifier_accuracy"` (mean over the attributes, on real test images).
     """
-    from mmkeras.config import is_smoke
     from mmkeras.generative.gan import build_conditional_gan, to_tanh_range
 
     recipe = SMOKE_RECIPE if (is_smoke() if smoke is None else smoke) else RECIPE
