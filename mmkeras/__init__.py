@@ -10,6 +10,9 @@ The course notebooks import from here; every reusable piece lives in one small m
                         attention, multimodal Transformer, ...)
     mmkeras.models      FusionClassifier: encoders + fusion + logits heads; build_fusion_classifier
     mmkeras.training    fit_classifier / evaluate_classifier / train_and_evaluate
+    mmkeras.optimizers  the course's one optimizer recipe (Adam, cosine-decayed step size), count_batches
+    mmkeras.saving      load_model(path): loads a saved model in any process (registers every mmkeras class)
+    mmkeras.task        TaskModel, the base of the task models (compile defaults restored on loading)
     mmkeras.metrics     confusion matrix, precision, recall, F1
     mmkeras.viz         the plots the notebooks show
     mmkeras.testing     the checks every layer and model must pass
@@ -42,7 +45,8 @@ __version__ = "0.2.0"
 
 _SUBMODULES = ("bench_generative", "captioning", "compare", "config", "contrastive", "data", "distribute",
                "encoders", "ensemble", "export", "fusion", "generative", "losses", "matching", "metrics", "missing",
-               "models", "notebooks", "pretrain", "quickstart", "serving", "testing", "training", "viz")
+               "models", "notebooks", "optimizers", "pretrain", "quickstart", "saving", "serving", "task", "testing",
+               "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",
@@ -59,6 +63,7 @@ _NAMES = {
     "CLIPModel": "contrastive",
     "ConcatenationFusion": "fusion",
     "FusionClassifier": "models",
+    "load_model": "saving",
     "build_fusion_classifier": "models",
     "evaluate_classifier": "training",
     "fit_classifier": "training",

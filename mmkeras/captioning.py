@@ -31,6 +31,7 @@ import numpy as np
 from keras import layers
 
 from mmkeras._validation import check_fraction, check_int, check_positive_ints, check_shape, check_words
+from mmkeras.config import seed_everything
 from mmkeras.data.scenes import (
     _PHRASES,
     SCENE_ATTRIBUTES,
@@ -42,6 +43,8 @@ from mmkeras.data.scenes import (
 )
 from mmkeras.encoders.masking import PaddingMask
 from mmkeras.matching import build_image_token_encoder
+from mmkeras.optimizers import course_optimizer
+from mmkeras.task import TaskModel
 
 PADDING, START, END = "", "[start]", "[end]"
 SPECIAL_TOKENS = (PADDING, START, END)
@@ -161,7 +164,7 @@ class MaskedTokenAccuracy(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class CaptionModel(keras.Model):
+class CaptionModel(TaskModel):
     """A captioning model: a CNN's grid of image tokens, read by a Transformer decoder that predicts the next word.
 
     With image tokens `V = CNN(image) + P_img` `(batch, 16, d)` and word embeddings `x_t = E[w_t] + P[t]`, each
@@ -252,12 +255,6 @@ class CaptionModel(keras.Model):
         if metrics == "auto":
             metrics = [MaskedTokenAccuracy(name="token_accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        """Restores the compile settings of a saved model (`keras.saving.load_model` calls it)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def teacher_forcing_data(self, data) -> tuple[dict, np.ndarray]:
         """`(inputs, targets)` for `fit`/`evaluate` from a split of the captioned scenes (or `(images, captions)`)."""
@@ -530,14 +527,12 @@ def train_caption_model(train, val=None, epochs: int = 12, batch_size: int = 64,
     Returns:
         `(model, history)`: the trained model and the Keras history dict (`loss`, `token_accuracy`, `val_...`).
     """
-    from mmkeras.config import seed_everything
-
     epochs, batch_size = check_int("epochs", epochs), check_int("batch_size", batch_size)
     seed_everything(check_int("seed", seed, minimum=0))
     model = CaptionModel(**model_kwargs)
     x, y = model.teacher_forcing_data(train)
     steps = epochs * -(-len(y) // batch_size)
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)))
+    model.compile(optimizer=course_optimizer(learning_rate, total_steps=steps))
     validation = model.teacher_forcing_data(val) if val is not None else None
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation, shuffle=True,
                         verbose=verbose)

@@ -38,7 +38,10 @@ import numpy as np
 from keras import layers, ops
 
 from mmkeras._validation import check_bool, check_int, check_number
-from mmkeras.config import is_smoke
+from mmkeras.config import is_smoke, seed_everything
+from mmkeras.models import input_for
+from mmkeras.optimizers import course_optimizer
+from mmkeras.task import TaskModel
 
 MAX_LOGIT_SCALE = 100.0
 """CLIP clips the logit scale `exp(t) = 1 / tau` at 100 (a temperature of at least 0.01)."""
@@ -96,14 +99,8 @@ def clip_loss(image_embeddings, text_embeddings, log_temperature, max_scale: flo
     return -(ops.mean(image_to_text) + ops.mean(text_to_image)) / 2
 
 
-def _input_for(modality, encoder):
-    from mmkeras.models import _input_for as input_for
-
-    return input_for(modality, encoder)
-
-
 @keras.saving.register_keras_serializable(package="mmkeras")
-class CLIPModel(keras.Model):
+class CLIPModel(TaskModel):
     """A dual encoder trained with CLIP's contrastive loss: images and captions in one embedding space.
 
     Each modality has its own encoder, a linear projection to the shared width `d` and an L2 normalisation:
@@ -146,7 +143,7 @@ class CLIPModel(keras.Model):
         learn_temperature = check_bool("learn_temperature", learn_temperature)
 
         # === Functional graph ===
-        inputs = {"image": _input_for("image", image_encoder), "text": _input_for("text", text_encoder)}
+        inputs = {"image": input_for("image", image_encoder), "text": input_for("text", text_encoder)}
         image_features = image_encoder(inputs["image"])  # (batch, f_i)
         text_features = text_encoder(inputs["text"])  # (batch, f_t)
         for name, features in (("image_encoder", image_features), ("text_encoder", text_features)):
@@ -207,13 +204,7 @@ class CLIPModel(keras.Model):
             loss = loss + ops.sum(self.losses)
         return loss
 
-    def compile_from_config(self, config):
-        """Restores the compile settings of a saved model (`keras.saving.load_model` calls it)."""
-        config = keras.saving.deserialize_keras_object(config)
-        config.pop("loss", None)
-        self.compile(**{k: v for k, v in config.items() if k in ("optimizer", "metrics", "jit_compile")})
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+    compile_arguments = ("optimizer", "metrics", "jit_compile")  # the loss is CLIP's own, in compute_loss
 
     def encode_image(self, images, batch_size: int = 256) -> np.ndarray:
         """The L2-normalised image embeddings `(n, d)` of images `(n, h, w, c)`, as NumPy."""
@@ -434,13 +425,10 @@ def train_clip(train, epochs: int = 20, batch_size: int = 64, learning_rate: flo
 
     The step size follows a cosine decay to zero over the run. Returns `(model, history dict)`.
     """
-    from mmkeras.config import seed_everything
-
     seed_everything(seed)
     model = build_clip_model(**model_kwargs)
     steps = epochs * math.ceil(len(train) / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    model.compile(optimizer=keras.optimizers.Adam(schedule), run_eagerly=is_smoke())
+    model.compile(optimizer=course_optimizer(learning_rate, total_steps=max(steps, 1)), run_eagerly=is_smoke())
     val = None if validation is None else clip_dataset(validation, batch_size)
     history = model.fit(clip_dataset(train, batch_size, shuffle=True, seed=seed), validation_data=val,
                         epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles itself

@@ -21,17 +21,16 @@ from keras import layers, ops
 
 from mmkeras._validation import check_choice, check_int
 from mmkeras.config import is_smoke
+from mmkeras.training import head_logits
 
 METHODS = ("probabilities", "logits", "vote")
 
 
 def member_logits(models, data, head: str | None = None) -> np.ndarray:
     """Stacks the logits of every model on `data`: `(members, n, classes)`."""
-    from mmkeras.training import _head_logits
-
     if not models:
         raise ValueError("`models` must be a non-empty list of trained classifiers. Received: []")
-    stacked = [_head_logits(model, data, head, 256) for model in models]
+    stacked = [head_logits(model, data, head, 256) for model in models]
     shapes = {s.shape for s in stacked}
     if len(shapes) != 1:
         raise ValueError(f"Every member must predict the same classes for the same samples. Received shapes {shapes}")

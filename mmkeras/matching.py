@@ -37,6 +37,7 @@ from mmkeras.data.scenes import (
     describe,
 )
 from mmkeras.data.schema import DataSchema, LabelSpec, ModalitySpec, MultimodalData
+from mmkeras.task import TaskModel
 
 MATCH_SCHEMA = DataSchema(
     modalities=(
@@ -97,7 +98,7 @@ def build_image_token_encoder(
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class ImageTextMatcher(keras.Model):
+class ImageTextMatcher(TaskModel):
     """An image-text matcher: the caption's words attend to the image grid, a small MLP gives one match logit.
 
     With word tokens `X_t` (a Transformer text encoder) as queries and image tokens `X_v`
@@ -197,12 +198,6 @@ class ImageTextMatcher(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]  # on logits: s > 0
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        """Restores the compile settings of a saved model (`keras.saving.load_model` calls it)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)  # so that the saved optimizer state loads
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, "vocabulary": list(self.vocabulary),

@@ -76,18 +76,74 @@ def check_config_round_trip(obj) -> None:
 
 
 def check_save_load(model: keras.Model, inputs, directory=None, atol: float = 1e-5) -> keras.Model:
-    """Saves `model` to a `.keras` file, loads it with no `custom_objects`, and compares outputs."""
+    """Saves `model` to a `.keras` file, loads it with no `custom_objects`, and compares outputs.
+
+    This loads in the same process; `check_loads_in_fresh_process` checks what a user's script or service
+    does, loading with nothing but `import mmkeras`.
+    """
     directory = pathlib.Path(directory or tempfile.mkdtemp())
     path = directory / f"{model.name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    expected, received = _as_numpy(model(inputs, training=False)), _as_numpy(loaded(inputs, training=False))
+    _assert_same_outputs(_as_numpy(model(inputs, training=False)), _as_numpy(loaded(inputs, training=False)), atol)
+    return loaded
+
+
+def _assert_same_outputs(expected, received, atol):
     if isinstance(expected, dict):
         for key in expected:
             np.testing.assert_allclose(received[key], expected[key], atol=atol, err_msg=f"output {key!r}")
     else:
         np.testing.assert_allclose(received, expected, atol=atol)
-    return loaded
+
+
+_FRESH_LOADER = """
+import sys, pickle
+import numpy as np
+import mmkeras
+cases = pickle.load(open(sys.argv[1], "rb"))
+results = {}
+for name, (path, inputs) in cases.items():
+    model = mmkeras.load_model(path)
+    outputs = model(inputs, training=False)
+    if isinstance(outputs, dict):
+        results[name] = {k: np.asarray(v) for k, v in outputs.items()}
+    else:
+        results[name] = np.asarray(outputs)
+pickle.dump(results, open(sys.argv[2], "wb"))
+"""
+
+
+def check_loads_in_fresh_process(models: dict, inputs: dict, directory=None, atol: float = 1e-5) -> None:
+    """Saves each model, loads them all in a new Python process that runs only `import mmkeras` and
+    `mmkeras.load_model(path)`, and compares its outputs there with the outputs here.
+
+    One process for all the models, so that TensorFlow starts once.
+
+    Args:
+        models: dict `{name: keras.Model}`.
+        inputs: dict `{name: inputs}`, the inputs to call each model on (NumPy arrays or dicts of them).
+        directory: where the `.keras` files go. Defaults to a new temporary folder.
+        atol: float. Largest absolute difference allowed.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    directory = pathlib.Path(directory or tempfile.mkdtemp())
+    cases, expected = {}, {}
+    for name, model in models.items():
+        path = directory / f"{name}.keras"
+        model.save(path)
+        cases[name] = (str(path), inputs[name])
+        expected[name] = _as_numpy(model(inputs[name], training=False))
+    (directory / "cases.pkl").write_bytes(pickle.dumps(cases))
+    process = subprocess.run([sys.executable, "-c", _FRESH_LOADER, str(directory / "cases.pkl"),
+                              str(directory / "results.pkl")], capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, f"loading in a fresh process failed:\n{process.stderr[-3000:]}"
+    received = pickle.loads((directory / "results.pkl").read_bytes())
+    for name in models:
+        _assert_same_outputs(expected[name], received[name], atol)
 
 
 def _projection_loss(outputs, projections):

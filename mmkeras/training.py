@@ -1,30 +1,35 @@
 """What Keras does not do for us: turn any dataset into the model's inputs, time the training, and report.
 
-Training is plain `model.fit`. `fit_classifier` adds only the course's recipe (when the model is not compiled
-yet: Adam with a cosine-decayed step size), the tf.data pipeline of the modalities and heads the model has,
-and the wall-clock time. Compile the model yourself (for example inside a `tf.distribute` strategy scope, or
-with `loss_weights`) and `fit_classifier` leaves your compile settings alone.
+Training is plain `model.fit`. `fit_classifier` adds only the course's recipe (`mmkeras.optimizers`: Adam
+with a step size that decays along a cosine over the run, compiled afresh on every call, so that a second call
+trains a few more epochs with a new schedule), the tf.data pipeline of the modalities and heads the model has,
+and the wall-clock time. Compile the model yourself (for example with `loss_weights`, or your own optimizer)
+and `fit_classifier` leaves your compile settings alone.
 
 Example:
 >>> from mmkeras.data import load_splits
->>> from mmkeras.models import build_fusion_classifier
 >>> splits = load_splits(64, 16, 16)
 >>> result = train_and_evaluate(["audio"], splits["train"], splits["test"], epochs=1)
->>> 0 <= result.report["accuracy"] <= 1
-True
+>>> sorted(result.report)[:2], len(result.history["loss"])
+(['accuracy', 'confusion_matrix'], 1)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 
 import numpy as np
 
-from mmkeras._validation import check_bool, check_int, check_number
-from mmkeras.config import is_smoke
+from mmkeras._validation import check_bool, check_int
+from mmkeras.config import is_smoke, seed_everything
 from mmkeras.data.pipeline import as_multimodal, to_dataset
 from mmkeras.metrics import classification_report
+from mmkeras.models import build_fusion_classifier
+from mmkeras.optimizers import count_batches, course_optimizer
+
+_RECIPE_OPTIMIZERS = weakref.WeakSet()  # the optimizers fit_classifier made: a model holding one is recompiled
 
 
 @dataclasses.dataclass
@@ -73,7 +78,7 @@ def fit_classifier(
     val=None,
     epochs: int = 10,
     batch_size: int = 64,
-    learning_rate: float = 5e-3,
+    learning_rate: float | None = None,
     seed: int = 0,
     verbose=0,
     callbacks=None,
@@ -81,12 +86,15 @@ def fit_classifier(
     label_keys=None,
     run_eagerly: bool | None = None,
 ) -> TrainResult:
-    """Trains a classifier with `model.fit` on any data, compiling it with the course's recipe if needed.
+    """Trains a classifier with `model.fit` on any data, with the course's recipe unless you compiled it.
 
-    If the model is not compiled yet it is compiled, inside the strategy scope it was built in, with Adam
-    whose step size decays from `learning_rate` to 0 along a cosine over the whole run, and the model's own
+    A model that is not compiled, or that this function compiled before, is compiled (again) inside the
+    strategy scope it was built in, with `mmkeras.optimizers.course_optimizer`: Adam whose step size decays
+    from `learning_rate` to 0 along a cosine over this call's `epochs * batches` updates, and the model's own
     `compile()` defaults for losses and metrics (for a `FusionClassifier`: cross-entropy on logits,
-    `L = -(1/N) sum_i log softmax(logits_i)[y_i]`, and accuracy, per head). A compiled model is trained as it is.
+    `L = -(1/N) sum_i log softmax(logits_i)[y_i]`, and accuracy, per head). So a second call trains
+    `epochs` more with a fresh schedule (and a fresh Adam state). A model you compiled yourself is trained as
+    it is.
 
     Args:
         model: keras.Model. A model with dict inputs keyed by modality, e.g. a `FusionClassifier`.
@@ -94,11 +102,13 @@ def fit_classifier(
         val: the same kinds, or None. Evaluated after every epoch (only watched: it changes nothing).
         epochs: int. Passes over the training split. Defaults to `10`.
         batch_size: int. Defaults to `64`.
-        learning_rate: float. Initial step size when this function compiles the model. Defaults to `5e-3`.
+        learning_rate: float or None. Initial step size of the recipe; `None` means `5e-3`. Refused for a model
+            you compiled yourself (its optimizer sets the step size).
         seed: int. Shuffling seed. Defaults to `0`.
         verbose: int or str. Keras `fit` verbosity. Defaults to `0`.
         callbacks: list or None. Keras callbacks (e.g. `keras.callbacks.EarlyStopping`).
-        steps_per_execution: int. Batches per call into the compiled graph, when this function compiles.
+        steps_per_execution: int. Batches per call into the compiled graph, when this function compiles
+            (1 under a strategy with several replicas, where Keras cannot run more). Defaults to `8`.
         label_keys: None, str or list. The labels to train on; defaults to the model's head names.
         run_eagerly: bool or None. Run `fit` and `predict` step by step in Python instead of compiling them into
             a graph, when this function compiles. `None` (the default): eagerly in smoke mode
@@ -116,27 +126,39 @@ def fit_classifier(
     >>> sorted(result.history)
     ['accuracy', 'loss']
     """
-    import keras
-
     epochs, batch_size = check_int("epochs", epochs), check_int("batch_size", batch_size)
-    learning_rate = check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
     seed = check_int("seed", seed, minimum=0)
+    steps_per_execution = check_int("steps_per_execution", steps_per_execution)
     run_eagerly = is_smoke() if run_eagerly is None else check_bool("run_eagerly", run_eagerly)
     train_ds = as_dataset(model, train, batch_size, shuffle=True, seed=seed, label_keys=label_keys)
     val_ds = as_dataset(model, val, 256, label_keys=label_keys) if val is not None else None
-    if not model.compiled:
-        steps = max(1, epochs * int(train_ds.cardinality()))
+    if model.compiled and not uses_course_recipe(model):
+        if learning_rate is not None:
+            raise ValueError(f"The model is compiled with your own optimizer, whose step size applies; "
+                             f"`learning_rate` only sets the course's recipe. Received: learning_rate={learning_rate}")
+    else:
+        learning_rate = 5e-3 if learning_rate is None else learning_rate
+        replicas = model.distribute_strategy.num_replicas_in_sync
         with model.distribute_strategy.scope():  # the optimizer's variables live where the model's do
-            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-            model.compile(optimizer=keras.optimizers.Adam(schedule), steps_per_execution=steps_per_execution,
+            optimizer = course_optimizer(learning_rate, total_steps=epochs * count_batches(train_ds))
+            model.compile(optimizer=optimizer, steps_per_execution=1 if replicas > 1 else steps_per_execution,
                           run_eagerly=run_eagerly)
+        _RECIPE_OPTIMIZERS.add(optimizer)
     start = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=callbacks,
                         shuffle=False)  # to_dataset shuffles; Keras cannot shuffle a tf.data.Dataset
     return TrainResult(history.history, time.perf_counter() - start)
 
 
-def _head_logits(model, data, head, batch_size):
+def uses_course_recipe(model) -> bool:
+    """Whether `model` is compiled with an optimizer that `fit_classifier` made (so it may recompile it)."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under mixed precision Keras wraps it
+    return optimizer is not None and optimizer in _RECIPE_OPTIMIZERS
+
+
+def head_logits(model, data, head, batch_size):
+    """The logits `(n, classes)` of one head (the first by default) for every sample of `data`."""
     from keras import ops
 
     ds = as_dataset(model, data, batch_size, label_keys=())
@@ -153,13 +175,13 @@ def predict_proba(model, data, head: str | None = None, batch_size: int = 256) -
     """Class probabilities `softmax(logits)` of one head for every sample: `(n, num_classes)`."""
     from keras import ops
 
-    logits = _head_logits(model, data, head, batch_size)
+    logits = head_logits(model, data, head, batch_size)
     return ops.convert_to_numpy(ops.softmax(logits, axis=-1))
 
 
 def predict_classes(model, data, head: str | None = None, batch_size: int = 256) -> np.ndarray:
     """The predicted class id of one head for every sample: `(n,)` ints (the argmax of the logits)."""
-    return _head_logits(model, data, head, batch_size).argmax(axis=-1)
+    return head_logits(model, data, head, batch_size).argmax(axis=-1)
 
 
 def evaluate_classifier(model, data, head: str | None = None, batch_size: int = 256) -> dict:
@@ -177,7 +199,7 @@ def evaluate_classifier(model, data, head: str | None = None, batch_size: int = 
     head = head or (heads if isinstance(heads, str) else heads[0])
     if head not in data.labels:
         raise ValueError(f"The data has no label {head!r} to evaluate against; it has {sorted(data.labels)}.")
-    logits = _head_logits(model, data, head, batch_size)
+    logits = head_logits(model, data, head, batch_size)
     return classification_report(data.labels[head], logits.argmax(-1), logits.shape[-1])
 
 
@@ -202,9 +224,6 @@ def train_and_evaluate(build, train, test, val=None, seed: int = 0, **fit_kwargs
         seed: int. Seeds weights, dropout and shuffling. Defaults to `0`.
         **fit_kwargs: passed to `fit_classifier` (`epochs`, `batch_size`, `learning_rate`, ...).
     """
-    from mmkeras.config import seed_everything
-    from mmkeras.models import build_fusion_classifier
-
     seed_everything(seed)
     model = build() if callable(build) else build_fusion_classifier(list(build))
     trained = fit_classifier(model, train, val, seed=seed, **fit_kwargs)

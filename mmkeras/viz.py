@@ -58,13 +58,13 @@ def plot_video_strip(video, title: str | None = None):
 def mel_spectrogram(waveform, sample_rate: int, fft_length: int = 256, hop_length: int = 128, num_mel_bins: int = 32):
     """The log-mel spectrogram `(mel_bins, frames)` in dB that the audio encoder computes, as NumPy.
 
-    It runs the same layer as `build_audio_encoder` (`mmkeras.encoders.audio.mel_spectrogram_layer`), so the
-    picture is exactly what the model sees.
+    It runs the same layers as `build_audio_encoder` (`mmkeras.encoders.audio.mel_spectrogram_layer`, then
+    `DecibelFloor`), so the picture is exactly what the model sees.
     """
-    from mmkeras.encoders.audio import mel_spectrogram_layer
+    from mmkeras.encoders.audio import DecibelFloor, mel_spectrogram_layer
 
     layer = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)
-    return np.asarray(layer(np.asarray(waveform, dtype="float32")[None]))[0]
+    return np.asarray(DecibelFloor()(layer(np.asarray(waveform, dtype="float32")[None])))[0]
 
 
 def plot_waveform_and_mel(waveform, sample_rate: int, title: str | None = None, **mel_kwargs):

@@ -193,7 +193,7 @@ def test_bert_encoder_inside_a_fusion_classifier_round_trips(batch, tmp_path):
     from mmkeras.models import build_fusion_classifier
 
     model = build_fusion_classifier({"text": build_bert_text_encoder(vocabulary=VOCABULARY),
-                                     "audio": build_audio_encoder()})
+                                     "audio": build_audio_encoder()}, num_classes=8)
     inputs = {"text": batch["text"], "audio": batch["audio"]}
     testing.check_shapes(model, inputs, (8, 8))
     testing.check_save_load(model, inputs, tmp_path)

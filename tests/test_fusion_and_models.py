@@ -157,7 +157,7 @@ def test_any_modality_names_and_classes_build_train_and_evaluate(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_fusion_classifier(train, name="stereo")
     assert sorted(model.input) == ["left", "right"] and model.output.shape == (None, 3)
-    assert {model.get_layer("left_encoder").name, model.get_layer("right_encoder").name}
+    assert model.get_layer("left_encoder") is not model.get_layer("right_encoder")  # one encoder per modality
     result = fit_classifier(model, train, test, epochs=6, batch_size=32)
     assert result.history["loss"][-1] < result.history["loss"][0]
     report = evaluate_classifier(model, test)
@@ -167,17 +167,17 @@ def test_any_modality_names_and_classes_build_train_and_evaluate(tmp_path):
 
 def test_custom_encoders_are_used(batch):
     image_encoder = build_image_encoder(output_dim=16, name="my_image_encoder")
-    model = build_fusion_classifier({"image": image_encoder, "audio": build_audio_encoder()})
+    model = build_fusion_classifier({"image": image_encoder, "audio": build_audio_encoder()}, num_classes=8)
     assert model.get_layer("my_image_encoder") is image_encoder
 
 
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"encoders": {}}, r"non-empty dict"),
+        ({"encoders": {}, "num_classes": 8}, r"non-empty dict"),
         ({"encoders": ["smell"]}, r"modalities=\('smell',\)"),
         ({"encoders": ["text", "text"]}, r"distinct"),
-        ({"encoders": {"image": "not a model"}}, r"encoders\['image'\]"),
+        ({"encoders": {"image": "not a model"}, "num_classes": 8}, r"encoders\['image'\]"),
         ({"encoders": ["image"], "num_classes": 1}, r"heads\['label'\]=1"),
         ({"encoders": ["image"], "aux_heads": {"shape": 0}}, r"heads\['shape'\]=0"),
         ({"encoders": ["image"], "dropout": 1.0}, r"dropout=1.0"),

@@ -12,6 +12,7 @@ import pytest
 
 from mmkeras.data.scenes import SCENE_ATTRIBUTES, SCENE_VALUES, SCENE_VOCABULARY, describe, make_scenes
 from mmkeras.generative import (
+    CONDITION_BLOCKS,
     CONDITION_DIM,
     GAN,
     ConditionalGAN,
@@ -50,7 +51,7 @@ def _softplus(x):
 def _tiny_gan(conditional=True, seed=0, auxiliary=False):
     condition_dim = CONDITION_DIM if conditional else 0
     cls = ConditionalGAN if conditional else GAN
-    kwargs = {"auxiliary_weight": 0.5} if auxiliary else {}
+    kwargs = {"auxiliary_weight": 0.5, "condition_blocks": CONDITION_BLOCKS} if auxiliary else {}
     return cls(build_generator(LATENT, condition_dim, filters=4),
                build_discriminator(condition_dim, filters=4, auxiliary=auxiliary), seed=seed, **kwargs)
 

@@ -7,27 +7,64 @@ takes raw waveforms; it replaces tensorflow-io's audio ops (see the README's des
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
-from mmkeras._validation import check_choice, check_fraction, check_int
+from mmkeras._validation import check_choice, check_fraction, check_int, check_number
 from mmkeras.encoders.masking import PaddingMask, sequence_outputs
 
 DEFAULT_SAMPLE_RATE = 8000  # the moving toys' audio: 0.5 s at 8 kHz
 DEFAULT_NUM_SAMPLES = 4000
+NO_BATCH_FLOOR_DB = 1000.0  # Keras's own floor is relative to the whole batch: set it out of reach
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class DecibelFloor(layers.Layer):
+    """Clips each example's dB values at `top_db` below that example's own loudest value.
+
+    `S_db <- max(S_db, max_{f,t} S_db - top_db)`, the max taken over one example's mel bands and frames. Keras's
+    `MelSpectrogram(power_to_db=True)` takes that max over the whole batch, so a quiet clip's features would
+    change with the loudest clip it is batched with; this layer makes every example's features its own.
+
+    Args:
+        top_db: float > 0. Dynamic range kept, in dB. Defaults to `80.0` (Keras's and librosa's default).
+        **kwargs: passed on to `keras.layers.Layer`.
+
+    Example:
+    >>> floor = DecibelFloor(top_db=10.0)
+    >>> keras.ops.convert_to_numpy(floor(keras.ops.array([[0.0, -30.0], [-50.0, -55.0]]))).tolist()
+    [[0.0, -10.0], [-50.0, -55.0]]
+    """
+
+    def __init__(self, top_db=80.0, **kwargs):
+        super().__init__(**kwargs)
+        self.top_db = check_number("top_db", top_db, low=0, low_inclusive=False)
+
+    def call(self, inputs):
+        axes = tuple(range(1, len(inputs.shape)))
+        loudest = ops.max(inputs, axis=axes, keepdims=True)  # (batch, 1, ...): per example
+        return ops.maximum(inputs, loudest - self.top_db)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return super().get_config() | {"top_db": self.top_db}
 
 
 def mel_spectrogram_layer(
     sample_rate: int = DEFAULT_SAMPLE_RATE, fft_length: int = 256, hop_length: int = 128, num_mel_bins: int = 32
 ) -> layers.MelSpectrogram:
-    """The log-mel front end of the audio encoder: Hann-windowed STFT, mel filter bank, power in dB.
+    """The mel front end of the audio encoder: Hann-windowed STFT, mel filter bank, power in dB.
 
-    Output: `(batch, num_mel_bins, frames)`. `mmkeras.viz.mel_spectrogram` draws with this same layer, so the
-    pictures show exactly what the encoder sees.
+    Output: `(batch, num_mel_bins, frames)` in dB, not yet floored: the encoder follows it with
+    `DecibelFloor`, which clips each example at 80 dB below its own peak (Keras's `top_db` would clip at 80 dB
+    below the loudest clip of the batch, so it is set out of reach here). `mmkeras.viz.mel_spectrogram` draws
+    with this same layer and the floor, so the pictures show exactly what the encoder sees.
     """
     return layers.MelSpectrogram(
         fft_length=fft_length, sequence_stride=hop_length, sequence_length=fft_length, window="hann",
         sampling_rate=sample_rate, num_mel_bins=num_mel_bins, min_freq=20.0, max_freq=sample_rate / 2,
-        power_to_db=True, name="mel_spectrogram",
+        power_to_db=True, top_db=NO_BATCH_FLOOR_DB, name="mel_spectrogram",
     )
 
 
@@ -52,9 +89,8 @@ def build_audio_encoder(
     (LayerNormalization over the mel bands), then a GRU reads the frames in time order
     (`kind="rnn"`) or two conv blocks read the spectrogram as an image (`kind="cnn"`).
 
-    Note: Keras clips the dB values at 80 dB below the loudest value *of the batch* (`top_db`). The moving-toys
-    clips span about 60 dB, so a clip's features do not depend on its batch; a batch mixing digital silence
-    with loud clips would be clipped.
+    Each example's dB values are clipped at 80 dB below its own peak (`DecibelFloor`), so a clip's features
+    never depend on the other clips of its batch.
 
     Args:
         kind: str. `"rnn"` or `"cnn"`. Defaults to `"rnn"`.
@@ -77,8 +113,8 @@ def build_audio_encoder(
 
     Example:
     >>> encoder = build_audio_encoder()
-    >>> encoder(keras.ops.zeros((2, 4000))).shape
-    TensorShape([2, 32])
+    >>> tuple(encoder(keras.ops.zeros((2, 4000))).shape)
+    (2, 32)
     """
     check_choice("kind", kind, ("rnn", "cnn"))
     if (num_samples is None) != (sample_rate is None):
@@ -101,6 +137,7 @@ def build_audio_encoder(
         raise ValueError(f"`sequence_output=True` needs kind='rnn'. Received: kind={kind!r}")
     waveform = keras.Input(shape=(num_samples,), name=input_name)  # (batch, samples)
     mel = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)(waveform)  # (batch, mel, frames)
+    mel = DecibelFloor(name="decibel_floor")(mel)  # S_db >= its own peak - 80 dB, per example
     frames = layers.Permute((2, 1), name="time_major")(mel)  # (batch, frames, mel_bins)
     frames = layers.LayerNormalization(name="frame_norm")(frames)  # each frame: zero mean, unit variance
     if kind == "rnn":

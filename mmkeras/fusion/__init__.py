@@ -11,6 +11,7 @@ can be built with `fusion="gated"` or with a layer object.
     gated.py          GatedFusion (GMU)              门控融合
     attention.py      CrossModalAttention            跨模态注意力
     transformer.py    MultimodalTransformerFusion    多模态 Transformer
+    modality_dropout.py  ModalityDropout, ModalityPresence  模态丢弃 (coping with a missing modality)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mmkeras.fusion.bilinear import BilinearFusion
 from mmkeras.fusion.concatenation import ConcatenationFusion
 from mmkeras.fusion.elementwise import ProductFusion, SumFusion
 from mmkeras.fusion.gated import GatedFusion
+from mmkeras.fusion.modality_dropout import ModalityDropout, ModalityPresence
 from mmkeras.fusion.tensor import LowRankTensorFusion, TensorFusion
 from mmkeras.fusion.transformer import MultimodalTransformerFusion
 
@@ -91,6 +93,8 @@ __all__ = [
     "FusionLayer",
     "GatedFusion",
     "LowRankTensorFusion",
+    "ModalityDropout",
+    "ModalityPresence",
     "MultimodalTransformerFusion",
     "ProductFusion",
     "SumFusion",

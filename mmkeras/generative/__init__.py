@@ -28,6 +28,7 @@ from mmkeras.generative.evaluation import (
     train_attribute_classifier,
 )
 from mmkeras.generative.gan import (
+    CONDITION_BLOCKS,
     CONDITION_DIM,
     CONDITION_OFFSETS,
     CONDITION_SIZES,
@@ -49,7 +50,8 @@ from mmkeras.generative.gan import (
 )
 
 __all__ = [
-    "CONDITION_DIM", "CONDITION_OFFSETS", "CONDITION_SIZES", "GAN", "RECIPE", "ConditionalGAN", "SampleGrid",
+    "CONDITION_BLOCKS", "CONDITION_DIM", "CONDITION_OFFSETS", "CONDITION_SIZES", "GAN", "RECIPE", "ConditionalGAN",
+    "SampleGrid",
     "attribute_accuracy", "attributes_to_condition", "auxiliary_loss", "bench", "build_attribute_classifier",
     "build_conditional_gan",
     "build_discriminator", "build_generator", "caption_to_condition", "condition_to_attributes",

@@ -56,6 +56,8 @@ CONDITION_OFFSETS = dict(zip(SCENE_ATTRIBUTES, np.cumsum([0] + list(CONDITION_SI
 """Where each attribute's block starts in the multi-hot condition: shape 0, color 5, size 11, position 13."""
 CONDITION_DIM = int(sum(CONDITION_SIZES.values()))
 """The length of a condition vector: 5 + 6 + 2 + 9 = 22 attribute values."""
+CONDITION_BLOCKS = tuple(CONDITION_SIZES.values())
+"""The scenes' condition as categorical blocks, in order: `(5, 6, 2, 9)` (`ConditionalGAN(condition_blocks=...)`)."""
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -113,19 +115,21 @@ def saturating_generator_loss(fake_logits):
     return -ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True))
 
 
-def auxiliary_loss(attribute_logits, condition):
+def auxiliary_loss(attribute_logits, condition, blocks=CONDITION_BLOCKS):
     r"""AC-GAN's auxiliary classification loss: the cross-entropy of the discriminator's attribute logits
-    against the attributes a multi-hot condition names, summed over the four attributes, averaged over
-    the batch:
+    against the attributes a multi-hot condition names, summed over the condition's categorical blocks,
+    averaged over the batch:
 
         L_aux = mean_i sum_a [-log softmax(u_a(x_i))[c_{i,a}]]
 
-    `u_a` is the block of the `(batch, 22)` logits that belongs to attribute `a` (shape 0:5, color 5:11,
-    size 11:13, position 13:22, `CONDITION_OFFSETS`) and `c_{i,a}` the value the condition names there.
+    `u_a` is the block of the logits that belongs to attribute `a` and `c_{i,a}` the value the condition
+    names there. For the scenes the blocks are shape 0:5, color 5:11, size 11:13, position 13:22
+    (`CONDITION_BLOCKS`); a single class label one-hot over K classes is `blocks=(K,)`.
 
     Args:
-        attribute_logits: tensor `(batch, 22)`. The discriminator's auxiliary head.
-        condition: tensor `(batch, 22)`. Multi-hot conditions (`attributes_to_condition`).
+        attribute_logits: tensor `(batch, sum(blocks))`. The discriminator's auxiliary head.
+        condition: tensor `(batch, sum(blocks))`. One one-hot block per attribute (`attributes_to_condition`).
+        blocks: tuple of int. The size of each categorical block, in order. Defaults to the scenes' `(5, 6, 2, 9)`.
 
     Returns:
         A scalar tensor.
@@ -134,14 +138,28 @@ def auxiliary_loss(attribute_logits, condition):
     >>> round(float(auxiliary_loss(np.zeros((2, 22)), attributes_to_condition([0, 1], 0, 0, 0))), 4)
     6.2916
     """
+    blocks = check_blocks(blocks, int(attribute_logits.shape[-1]))
     attribute_logits = ops.cast(attribute_logits, "float32")
     condition = ops.cast(condition, "float32")
-    total = 0.0
-    for name, size in CONDITION_SIZES.items():
-        start = CONDITION_OFFSETS[name]
+    total, start = 0.0, 0
+    for size in blocks:
         log_p = ops.log_softmax(attribute_logits[:, start:start + size], axis=-1)  # (batch, size)
         total = total - ops.sum(condition[:, start:start + size] * log_p, axis=-1)  # (batch,): -log p(c_a | x)
+        start += size
     return ops.mean(total)
+
+
+def check_blocks(blocks, condition_dim: int) -> tuple:
+    """`blocks` as a tuple of ints >= 2 that add up to `condition_dim`, or a ValueError naming what is wrong."""
+    try:
+        blocks = tuple(int(check_int("condition block", b, minimum=2)) for b in blocks)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`condition_blocks` must be a list of block sizes (ints >= 2), e.g. (5, 6, 2, 9) for the "
+                         f"scenes or (10,) for one 10-class label. Received: {blocks!r}") from error
+    if not blocks or sum(blocks) != condition_dim:
+        raise ValueError(f"`condition_blocks` must add up to the condition size {condition_dim}. "
+                         f"Received: condition_blocks={blocks!r} (sum {sum(blocks)})")
+    return blocks
 
 
 # ------------------------------------------------------------------------------------- pixel ranges
@@ -630,6 +648,9 @@ class ConditionalGAN(GAN):
         seed: int. Seeds the noise. Defaults to `0`.
         auxiliary_weight: float >= 0. `lambda`, the weight of the auxiliary loss (used only with an
             auxiliary head). Defaults to `1.0`.
+        condition_blocks: tuple of int or None. With an auxiliary head: how the condition splits into one-hot
+            blocks, one per attribute (`CONDITION_BLOCKS = (5, 6, 2, 9)` for the scenes, `(10,)` for one
+            10-class label); the auxiliary loss is a cross-entropy per block. Required with an auxiliary head.
 
     Example:
     >>> gan = ConditionalGAN(build_generator(8, 22, filters=4), build_discriminator(22, filters=4))
@@ -639,7 +660,8 @@ class ConditionalGAN(GAN):
 
     conditional = True
 
-    def __init__(self, generator, discriminator, seed: int = 0, auxiliary_weight: float = 1.0, **kwargs):
+    def __init__(self, generator, discriminator, seed: int = 0, auxiliary_weight: float = 1.0,
+                 condition_blocks=None, **kwargs):
         super().__init__(generator, discriminator, seed=seed, **kwargs)
         self.condition_dim = int(generator.inputs[1].shape[-1])
         if int(discriminator.inputs[1].shape[-1]) != self.condition_dim:
@@ -653,6 +675,13 @@ class ConditionalGAN(GAN):
             raise ValueError(f"`auxiliary_weight` must be a number >= 0. "
                              f"Received: auxiliary_weight={auxiliary_weight!r}")
         self.auxiliary_weight = float(auxiliary_weight)
+        if self.auxiliary and condition_blocks is None:
+            raise ValueError(f"An AC-GAN's auxiliary loss needs to know the condition's one-hot blocks: pass "
+                             f"condition_blocks, e.g. CONDITION_BLOCKS {CONDITION_BLOCKS} for the scenes or "
+                             f"({self.condition_dim},) for one {self.condition_dim}-class label. "
+                             f"Received: condition_blocks=None")
+        self.condition_blocks = None if condition_blocks is None else check_blocks(condition_blocks,
+                                                                                    self.condition_dim)
         self.d_aux_tracker = keras.metrics.Mean(name="aux_real")
         self.g_aux_tracker = keras.metrics.Mean(name="aux_fake")
 
@@ -668,7 +697,7 @@ class ConditionalGAN(GAN):
         """`lambda * L_aux` (`auxiliary_loss`, `lambda = auxiliary_weight`), 0 without an auxiliary head."""
         if attribute_logits is None:
             return 0.0
-        return self.auxiliary_weight * auxiliary_loss(attribute_logits, condition)
+        return self.auxiliary_weight * auxiliary_loss(attribute_logits, condition, self.condition_blocks)
 
     def _track_auxiliary(self, d_aux, g_aux):
         if self.auxiliary:  # the unweighted L_aux on real and on generated images
@@ -697,6 +726,7 @@ class ConditionalGAN(GAN):
     def get_config(self):
         config = super().get_config()
         config["auxiliary_weight"] = self.auxiliary_weight
+        config["condition_blocks"] = None if self.condition_blocks is None else list(self.condition_blocks)
         return config
 
     def _check_condition(self, condition, n):
@@ -724,6 +754,7 @@ def build_conditional_gan(latent_dim: int = 64, filters: int = 32, seed: int = 0
     """
     gan = ConditionalGAN(build_generator(latent_dim, CONDITION_DIM, filters),
                          build_discriminator(CONDITION_DIM, filters, auxiliary=auxiliary), seed=seed,
-                         auxiliary_weight=auxiliary_weight, name="conditional_gan")
+                         auxiliary_weight=auxiliary_weight, condition_blocks=CONDITION_BLOCKS if auxiliary else None,
+                         name="conditional_gan")
     gan.compile()
     return gan

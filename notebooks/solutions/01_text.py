@@ -33,7 +33,7 @@ def splits():
 
 def build_rnn_classifier():
     """The notebook's classifier: caption -> bidirectional GRU -> hidden layer -> 8 logits."""
-    return mmkeras.build_fusion_classifier({"text": mmkeras.encoders.build_text_encoder("rnn", vocabulary=VOCABULARY)})
+    return mmkeras.build_fusion_classifier({"text": mmkeras.encoders.build_text_encoder("rnn", vocabulary=VOCABULARY)}, num_classes=8)
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,7 +135,7 @@ def exercise_3():
     """Bag of words vs bidirectional GRU: same recipe; order carries nothing extra in these captions."""
     data = splits()
     bag = mmkeras.training.train_and_evaluate(
-        lambda: mmkeras.build_fusion_classifier({"text": build_bag_of_words_encoder()}),
+        lambda: mmkeras.build_fusion_classifier({"text": build_bag_of_words_encoder()}, num_classes=8),
         data["train"], data["test"], val=data["val"], epochs=EPOCHS, callbacks=early_stopping(),
     )
     gru = trained_gru()

@@ -57,7 +57,7 @@ def exercise_2():
     splits = mmkeras.load_splits(*SIZES)
     heads = {"shape": 2, "color": 2, "direction": 2}
     mmkeras.seed_everything(0)
-    model = mmkeras.build_fusion_classifier({"image": mmkeras.encoders.build_image_encoder()}, aux_heads=heads)
+    model = mmkeras.build_fusion_classifier({"image": mmkeras.encoders.build_image_encoder()}, aux_heads=heads, num_classes=8)
     mmkeras.fit_classifier(model, splits["train"], splits["val"], epochs=EPOCHS, label_keys=["label", *heads])
     test = splits["test"]
     assert set(model.output) == {"label", *heads}, sorted(model.output)
@@ -91,7 +91,7 @@ def exercise_3():
     for name, trainable in (("frozen", False), ("fine-tuned", True)):
         mmkeras.seed_everything(0)
         encoder = mmkeras.encoders.build_pretrained_image_encoder(folder, trainable=trainable)
-        model = mmkeras.build_fusion_classifier({"image": encoder})
+        model = mmkeras.build_fusion_classifier({"image": encoder}, num_classes=8)
         before = {w.path: ops.convert_to_numpy(w).copy() for w in encoder.weights}
         mmkeras.fit_classifier(model, splits["train"], splits["val"], epochs=HEAD_EPOCHS)
         moved = {w.path for w in encoder.weights if not np.array_equal(before[w.path], ops.convert_to_numpy(w))}

@@ -106,7 +106,7 @@ def exercise_3():
         assert counted == expected[cell], (cell, counted, expected[cell])
         run = train_and_evaluate(
             lambda cell=cell: mmkeras.build_fusion_classifier({"video": build_recurrent_video_encoder(cell)},
-                                                              name=f"video_{cell}"),
+                                                              name=f"video_{cell}", num_classes=8),
             splits["train"], splits["test"], val=splits["val"], epochs=EPOCHS)
         results[cell] = run.report["accuracy"]
         print(f"    {cell.upper()}: {counted} recurrent weights = formula, trained in {run.seconds:.1f} s, "
