@@ -2,7 +2,11 @@
 
 The server runs in a thread of the test process and serves archives that each test builds in `tmp_path`;
 per path it plays a script of responses (the last one repeats) and records every request, so the tests can
-count requests: a cache hit makes none, a 404 or a checksum mismatch exactly one, a 500 one per attempt.
+count requests: a cache hit makes none, a 404 or a checksum mismatch exactly one, a 500 one per attempt. It
+also counts the body bytes it sent, so a test can show that a client stopped reading early.
+
+The hostile archives include the two of review 05 (S7), built here: a hard link through a chain of symbolic
+links that are each "." on paper, on a Python with and without `tarfile.data_filter`.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import hashlib
 import http.server
 import importlib.util
 import io
+import os
 import socket
 import stat
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -24,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from mmkeras.data import download as download_module
+from mmkeras.data import extract as extract_module
 from mmkeras.data.download import (
     ChecksumError,
     DownloadError,
@@ -34,7 +42,17 @@ from mmkeras.data.download import (
     resolve_data_dir,
     resolve_url,
 )
+from mmkeras.data.leftovers import STALE_AFTER_SECONDS, owner_token
 from mmkeras.data.registry import REGISTRY, DatasetSpec, get_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Replaces conftest's `_seed` for this module: downloads use no Keras, so there is nothing to seed and no
+    session to clear (that import and clearing cost 0.2 to 0.6 s per test)."""
+    yield
 
 # --- a scripted HTTP server --------------------------------------------------------------------------------
 
@@ -45,7 +63,10 @@ class Response:
 
     status: int = 200
     body: bytes = b""
-    declared_length: int | None = None  # Content-Length to announce; defaults to len(body)
+    declared_length: int | None = None  # Content-Length to announce; defaults to the body's length
+    send_length: bool = True  # False: no Content-Length, the body ends when the connection closes
+    repeat: int = 1  # send `body` this many times (a long body that is never built in memory)
+    drip: float = 0.0  # send the body one byte at a time, waiting this many seconds after each
     stall_before: float = 0.0  # seconds to wait before the status line
     stall_after: int | None = None  # send this many body bytes, then wait `stall_seconds`
     stall_seconds: float = 0.0
@@ -58,24 +79,39 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         response = self.server.next_response(self.path)
         try:
             self._send(response)
-        except OSError:  # the client gave up (timeout): nothing to do
+        except OSError:  # the client gave up (timeout, or it stopped reading): nothing to do
             pass
+        finally:
+            self.server.busy.release()
+
+    def _write(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.wfile.flush()
+        self.server.count_sent(len(data))
 
     def _send(self, response: Response) -> None:
         release = self.server.release
         if response.stall_before:
             release.wait(response.stall_before)
         self.send_response(response.status)
-        length = len(response.body) if response.declared_length is None else response.declared_length
-        self.send_header("Content-Length", str(length))
+        length = len(response.body) * response.repeat
+        if response.send_length:
+            self.send_header("Content-Length", str(length if response.declared_length is None
+                                                   else response.declared_length))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
         if response.stall_after is not None:
-            self.wfile.write(response.body[: response.stall_after])
-            self.wfile.flush()
+            self._write(response.body[: response.stall_after])
             release.wait(response.stall_seconds)
             return
-        self.wfile.write(response.body)
+        if response.drip:
+            for index in range(len(response.body)):
+                self._write(response.body[index : index + 1])
+                if release.wait(response.drip):
+                    return
+            return
+        for _ in range(response.repeat):
+            self._write(response.body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server API)
         pass
@@ -88,6 +124,8 @@ class _ScriptedServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.scripts: dict[str, list[Response]] = {}
         self.requests: list[str] = []
+        self.sent = 0  # body bytes handed to the socket, all requests together
+        self.busy = threading.Semaphore(0)  # released once per finished request
         self.release = threading.Event()  # set at teardown to end stalled handlers at once
         self._lock = threading.Lock()
 
@@ -100,6 +138,15 @@ class _ScriptedServer(http.server.ThreadingHTTPServer):
 
     def serve(self, path: str, *responses: Response) -> None:
         self.scripts[path] = list(responses)
+
+    def count_sent(self, size: int) -> None:
+        with self._lock:
+            self.sent += size
+
+    def wait_finished(self, requests: int, timeout: float = 10) -> None:
+        """Wait until `requests` requests have been answered completely (or abandoned by the client)."""
+        for _ in range(requests):
+            assert self.busy.acquire(timeout=timeout), "the server is still sending"
 
     def next_response(self, path: str) -> Response:
         with self._lock:
@@ -421,6 +468,165 @@ def test_server_stalled_mid_body_times_out(server, tmp_path):
     assert_nothing_left(tmp_path)
 
 
+# --- size limit, overall deadline, leftovers of killed runs (review 05, S12) --------------------------------
+
+
+ZEROS = bytes(1 << 16)
+ENDLESS = 1024  # repeats of ZEROS: a 64 MiB body, far beyond any limit below
+
+
+def spy_on_part_writes(monkeypatch) -> list[int]:
+    """Record the size of every write into a `.part` file."""
+    sizes: list[int] = []
+    real = download_module._copy_hashing
+
+    class CountingSink:
+        def __init__(self, sink):
+            self.sink = sink
+
+        def write(self, data: bytes) -> int:
+            sizes.append(len(data))
+            return self.sink.write(data)
+
+    monkeypatch.setattr(download_module, "_copy_hashing",
+                        lambda source, sink, *args, **kwargs: real(source, CountingSink(sink), *args, **kwargs))
+    return sizes
+
+
+@pytest.mark.parametrize("send_length", [False, True], ids=["no-content-length", "content-length"])
+def test_oversized_body_stops_at_the_expected_size(server, tmp_path, monkeypatch, send_length):
+    payload = make_zip(ZIP_MEMBERS)
+    server.serve("/toy.zip", Response(body=ZEROS, repeat=ENDLESS, send_length=send_length))
+    spec = make_spec(server.url("/toy.zip"), payload)  # size_bytes=len(payload)
+    limit = download_module.size_limit(len(payload))
+    writes = spy_on_part_writes(monkeypatch)
+
+    verb = r"announced \(Content-Length\)" if send_length else "arrived"
+    expected = (rf"download of 'toy' from URL .* stopped: (\d+) bytes {verb}, more than the {len(payload)} bytes "
+                rf"expected \(size_bytes in the registry\) plus a margin \(at most {limit} bytes are accepted\)")
+    with pytest.raises(DownloadError, match=expected) as info:
+        download(spec, data_dir=tmp_path, retries=2, **FAST)
+
+    assert not isinstance(info.value, ChecksumError)
+    assert sum(writes) <= limit, "the .part file never holds more than the limit"
+    if send_length:
+        assert writes == [], "an announced size over the limit is refused before reading the body"
+    server.wait_finished(1)
+    assert server.sent < len(ZEROS) * ENDLESS // 2, f"the server could send {server.sent} bytes"
+    assert server.requests == ["/toy.zip"], "a body of the wrong size is not retried"
+    assert_nothing_left(tmp_path)
+
+
+def test_body_without_content_length_is_read_to_the_end(server, tmp_path):
+    payload = make_zip(ZIP_MEMBERS)
+    server.serve("/toy.zip", Response(body=payload, send_length=False))
+    path = download(make_spec(server.url("/toy.zip"), payload), data_dir=tmp_path, **FAST)
+    assert (path / "toy" / "readme.txt").read_bytes() == b"hello zip"
+
+
+def test_default_deadline_and_size_limit_follow_the_size():
+    assert download_module.default_deadline(get_spec("mnist")) == 900
+    assert download_module.default_deadline(make_spec("https://example.invalid/big.zip", None,
+                                                       size_bytes=2**30)) == 2**30 / (32 * 1024)
+    assert download_module.default_deadline(get_spec("esc50")) == 6 * 3600, "size unknown: a fixed generous time"
+    assert download_module.size_limit(1000) == 1000 + 2**20
+    assert download_module.size_limit(10**9) == 10**9 + 10**7
+
+
+SLOW = {
+    "drip": (Response(body=make_zip(ZIP_MEMBERS), drip=0.1), r"received \d+ of \d+ bytes"),
+    "stall-mid-body": (Response(body=make_zip(ZIP_MEMBERS), stall_after=20, stall_seconds=30),
+                       r"received 20 of \d+ bytes"),
+    "stall-before-headers": (Response(body=make_zip(ZIP_MEMBERS), stall_before=30), r"no answer: timed out"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLOW))
+def test_overall_deadline_ends_a_slow_download(server, tmp_path, case):
+    """A server that drips a byte now and then never trips the 30 s read timeout; the deadline ends it."""
+    response, what = SLOW[case]
+    server.serve("/toy.zip", response)
+    spec = make_spec(server.url("/toy.zip"), response.body)
+
+    start = time.monotonic()
+    expected = rf"download of 'toy' from URL .* did not finish within its deadline of 1 s \({what}\)"
+    with pytest.raises(DownloadError, match=expected):
+        download(spec, data_dir=tmp_path, timeout=30, retries=3, deadline=1.0, progress=False, backoff=0.0)
+    elapsed = time.monotonic() - start
+
+    assert 0.9 < elapsed < 3, f"a 1 s deadline ended the download after {elapsed:.1f} s"
+    assert server.requests == ["/toy.zip"], "no retry once the deadline has passed"
+    assert_nothing_left(tmp_path)
+
+
+def test_deadline_also_bounds_the_retries(server, tmp_path):
+    server.serve("/toy.zip", Response(status=503))
+    spec = make_spec(server.url("/toy.zip"), b"whatever")
+    with pytest.raises(DownloadError, match=r"deadline of 0\.5 s \(1 attempt\(s\), the last one: HTTP 503"):
+        download(spec, data_dir=tmp_path, retries=5, backoff=10.0, deadline=0.5, progress=False, timeout=5)
+    assert len(server.requests) == 1, "a wait that would end after the deadline is not started"
+
+
+_KILLED_CHILD = """
+import sys
+from mmkeras.data.download import download
+from mmkeras.data.registry import DatasetSpec
+
+url, sha256, size, data_dir = sys.argv[1:]
+spec = DatasetSpec(name="toy", url=url, sha256=sha256, size_bytes=int(size), license="CC0-1.0", citation="-",
+                   archive_format="zip", description="a download that will be killed")
+download(spec, data_dir=data_dir, progress=False, timeout=60, retries=0)
+"""
+
+
+def _wait_for(condition: Callable[[], list[Path]], timeout: float) -> list[Path]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            found = condition()
+        except OSError:  # a file vanished between listing and stat
+            found = []
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_leftovers_of_a_killed_download_are_swept(server, tmp_path):
+    payload = make_zip(ZIP_MEMBERS)
+    server.serve("/toy.zip", Response(body=payload, stall_after=20, stall_seconds=60), Response(body=payload))
+    spec = make_spec(server.url("/toy.zip"), payload)
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_CHILD, spec.url, spec.sha256, str(len(payload)),
+                              str(tmp_path)], cwd=REPO)
+    try:
+        parts = _wait_for(lambda: list(tmp_path.glob(".toy.*.part")) if server.sent >= 20 else [], 60)
+    finally:
+        child.kill()  # SIGKILL: no except or finally clause of the child runs
+        child.wait()
+    assert len(parts) == 1, "the child should have been killed while writing its .part file"
+    # What else a crash leaves: an extraction killed half-way, by the same process ...
+    staging = tmp_path / f".toy.{owner_token(child.pid)}.k1lled00.extracting"
+    (staging / "toy").mkdir(parents=True)
+    (staging / "toy" / "half.txt").write_bytes(b"half")
+    # ... and files of an older mmkeras that did not record their owner: removed once old, kept while recent.
+    old, recent, other = tmp_path / ".toy.fx2fycvf.part", tmp_path / ".toy.zmg3vpca.part", tmp_path / ".esc.fx2fy.part"
+    for path in (old, recent, other):
+        path.write_bytes(b"partial")
+    _age(old, STALE_AFTER_SECONDS + 60)
+    _age(other, STALE_AFTER_SECONDS + 60)  # another dataset's: not this download's business
+
+    path = download(spec, data_dir=tmp_path, **FAST)
+
+    assert (path / "toy" / "readme.txt").exists()
+    assert leftovers(tmp_path) == sorted([other.name, recent.name])
+    assert server.requests == ["/toy.zip"] * 2
+
+
 # --- hostile archives --------------------------------------------------------------------------------------
 
 
@@ -433,6 +639,20 @@ def _tar_with_device() -> bytes:
     info.type = tarfile.CHRTYPE
     info.devmajor, info.devminor = 1, 3
     return make_tar([info])
+
+
+def _link_chain(victim: str, silent: bool = False) -> bytes:
+    """Review 05, S7: `s -> .`, `t -> s/..`, `u -> t/..`, `v -> u/..` are each "." on paper, but on disk they
+    climb from the staging folder to the data directory, its parent and its grandparent. The hard link
+    `h -> v/<victim>` names a file up there, and the regular member `h` that follows is written through it.
+    The silent variant then re-adds `t`, `u` and `v` as `-> .`, so the links left on disk look harmless."""
+    members: list[tarfile.TarInfo | tuple[str, bytes]] = [
+        tar_link("s", "."), tar_link("t", "s/.."), tar_link("u", "t/.."), tar_link("v", "u/.."),
+        tar_link("h", f"v/{victim}", kind=tarfile.LNKTYPE), ("h", b"echo PWNED-by-mmkeras-archive\n"),
+    ]
+    if silent:
+        members += [tar_link(name, ".") for name in ("t", "u", "v")]
+    return make_tar(members)
 
 
 def _zip_with_symlink(target: str) -> bytes:
@@ -478,6 +698,32 @@ HOSTILE: dict[str, tuple[str, Callable[[Path], bytes], str]] = {
         lambda tmp: _tar_with_device(),
         "device or FIFO",
     ),
+    "tar-duplicate-name": (
+        "tar",
+        lambda tmp: make_tar([("a.txt", b"ok"), ("a.txt", b"pwned")], mode="w"),
+        r"'a\.txt' \(duplicate name: an earlier member has it\)",
+    ),
+    "tar-hardlink-to-no-earlier-file": (
+        "tar",
+        lambda tmp: make_tar([tar_link("h", "later", kind=tarfile.LNKTYPE), ("later", b"x")], mode="w"),
+        r"'h' \(hard link to 'later', which is not a file stored earlier\)",
+    ),
+    "tar-hardlink-through-symlink": (
+        "tar",
+        lambda tmp: make_tar([("sub/f", b"x"), tar_link("s", "sub"), tar_link("h", "s/f", kind=tarfile.LNKTYPE)],
+                             mode="w"),
+        r"'h' \(link to 's/f' passes through the link 's'\)",
+    ),
+    "tar-link-chain": (
+        "tar.gz",
+        lambda tmp: _link_chain("evil"),
+        r"'t' \(link to 's/\.\.' passes through the link 's'\)",
+    ),
+    "tar-link-chain-silent": (
+        "tar.gz",
+        lambda tmp: _link_chain("evil", silent=True),
+        r"'t' \(link to 's/\.\.' passes through the link 's'\)",
+    ),
     "zip-dotdot": ("zip", lambda tmp: make_zip({"ok.txt": b"ok", "../evil": b"pwned"}), r"'\.\./evil'"),
     "zip-absolute": ("zip", lambda tmp: make_zip({_absolute_member(tmp): b"pwned"}), "absolute path"),
     "zip-symlink-escape": ("zip", lambda tmp: _zip_with_symlink("/etc/passwd"), "link to absolute path"),
@@ -501,6 +747,139 @@ def test_hostile_archive_is_rejected_and_nothing_is_extracted(server, tmp_path, 
     assert not (data_dir / "toy").exists()
     assert leftovers(data_dir) == []
     assert Path("/etc/passwd").read_bytes() != b"pwned"
+
+
+TAR_CASES = sorted(case for case, (archive_format, _, _) in HOSTILE.items() if archive_format != "zip")
+VICTIM = b"# the user's own shell start-up file\n"
+LINK_CHAINS = {"hardlink-chain": False, "hardlink-chain-silent": True}
+
+
+def _no_data_filter(monkeypatch) -> None:
+    """Play a Python without extraction filters (such as Debian 12's python3 3.11.2)."""
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["with-data-filter", "without-data-filter"])
+@pytest.mark.parametrize("case", sorted(LINK_CHAINS))
+def test_hard_link_through_a_symlink_chain_cannot_write_outside(server, tmp_path, monkeypatch, case, data_filter):
+    """Review 05, S7, in a home folder of its own: the data directory is `home/.mmkeras/datasets`, and the
+    archive aims at `home/.bashrc`."""
+    if not data_filter:
+        _no_data_filter(monkeypatch)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile.data_filter")
+    home = tmp_path / "home"
+    data_dir = home / ".mmkeras" / "datasets"
+    data_dir.mkdir(parents=True)
+    victim = home / ".bashrc"
+    victim.write_bytes(VICTIM)
+    payload = _link_chain(".bashrc", silent=LINK_CHAINS[case])
+    server.serve("/mydata.tar.gz", Response(body=payload))
+    spec = make_spec(server.url("/mydata.tar.gz"), payload, archive_format="tar.gz")
+
+    with pytest.raises(UnsafeArchiveError) as info:
+        download(spec, data_dir=data_dir, **FAST)
+
+    assert victim.read_bytes() == VICTIM, "the file outside the data directory was overwritten"
+    assert victim.stat().st_nlink == 1, "the victim must not be hard-linked into the dataset"
+    assert "'t' (link to 's/..' passes through the link 's')" in str(info.value)
+    assert not (data_dir / "toy").exists()
+    assert leftovers(data_dir) == []
+
+
+@pytest.mark.parametrize("case", TAR_CASES)
+def test_hostile_tar_is_rejected_without_data_filter(tmp_path, monkeypatch, case):
+    _no_data_filter(monkeypatch)
+    archive_format, build, reason = HOSTILE[case]
+    archive = tmp_path / "deep" / "data" / "hostile.tar"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(build(tmp_path))
+
+    with pytest.raises(UnsafeArchiveError, match=rf"unsafe path in archive .*{reason}"):
+        extract_archive(archive, archive.parent / "toy", archive_format)
+
+    assert not (tmp_path / "evil").exists()
+    assert not (archive.parent / "toy").exists()
+    assert leftovers(archive.parent) == []
+
+
+@pytest.mark.parametrize("case", [*TAR_CASES, "victim-chain", "victim-chain-silent"])
+def test_tar_writer_alone_refuses_hostile_archives(tmp_path, monkeypatch, case):
+    """Defence in depth: with no data filter and the member checks switched off, the members are written by
+    `_write_tar_members` alone, which must still refuse each archive, from what it sees on the disk."""
+    _no_data_filter(monkeypatch)
+    monkeypatch.setattr(extract_module, "_check_tar_members", lambda archive, members: None)
+    data_dir = tmp_path / "deep" / "data"
+    data_dir.mkdir(parents=True)
+    victim = tmp_path / "evil"  # where the chain climbs: staging -> data -> deep -> tmp_path
+    if case.startswith("victim-chain"):
+        victim.write_bytes(VICTIM)
+        payload, archive_format = _link_chain("evil", silent=case.endswith("silent")), "tar.gz"
+    else:
+        archive_format, build, _ = HOSTILE[case]
+        payload = build(tmp_path)
+    (tmp_path / "hostile.tar").write_bytes(payload)
+
+    with pytest.raises(UnsafeArchiveError, match=r"unsafe path in archive 'hostile\.tar'"):
+        extract_archive(tmp_path / "hostile.tar", data_dir / "toy", archive_format)
+
+    if case.startswith("victim-chain"):
+        assert victim.read_bytes() == VICTIM and victim.stat().st_nlink == 1
+    else:
+        assert not victim.exists()
+    assert not (data_dir / "toy").exists()
+    assert leftovers(data_dir) == []
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    """What a folder holds: type, bytes, mode and time of files, targets of links (links are not followed)."""
+    tree = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            info = path.lstat()
+            relative = path.relative_to(root).as_posix()
+            if stat.S_ISLNK(info.st_mode):
+                tree[relative] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(info.st_mode):
+                tree[relative] = ("dir",)
+            else:
+                tree[relative] = ("file", path.read_bytes(), oct(stat.S_IMODE(info.st_mode)), int(info.st_mtime))
+    return tree
+
+
+def test_tar_without_data_filter_extracts_like_the_data_filter(tmp_path, monkeypatch):
+    if not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile.data_filter to compare with")
+
+    def member(name: str, data: bytes, mode: int) -> tuple[tarfile.TarInfo, bytes]:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), mode, 1_600_000_000
+        return info, data
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name in ("./", "./pkg/"):
+            folder = tarfile.TarInfo(name)
+            folder.type = tarfile.DIRTYPE
+            archive.addfile(folder)
+        for name, data, mode in [("./pkg/run.sh", b"#!/bin/sh\n", 0o4777), ("./pkg/data.txt", b"data", 0o444),
+                                 ("pkg/sub/deep.txt", b"deep", 0o640)]:
+            info, data = member(name, data, mode)
+            archive.addfile(info, io.BytesIO(data))
+        archive.addfile(tar_link("pkg/latest", "data.txt"))
+        archive.addfile(tar_link("pkg/up", "../pkg/sub"))
+        archive.addfile(tar_link("pkg/copy.txt", "pkg/data.txt", kind=tarfile.LNKTYPE))
+    (tmp_path / "fine.tar.gz").write_bytes(buffer.getvalue())
+
+    with_filter = _tree(extract_archive(tmp_path / "fine.tar.gz", tmp_path / "with"))
+    _no_data_filter(monkeypatch)
+    without_filter = _tree(extract_archive(tmp_path / "fine.tar.gz", tmp_path / "without"))
+
+    assert without_filter == with_filter
+    assert with_filter["pkg/run.sh"][2] == "0o755", "no set-uid bit, no group or other write"
+    assert with_filter["pkg/copy.txt"][1] == b"data" and with_filter["pkg/up"] == ("link", "../pkg/sub")
+    assert (tmp_path / "without" / "pkg" / "copy.txt").stat().st_nlink == 2, "a hard link, not a copy"
 
 
 def test_extract_archive_refuses_unknown_format(tmp_path):
@@ -625,6 +1004,8 @@ def test_spec_without_checksum_with_explicit_opt_in(server, tmp_path):
         ({"timeout": 0}, r"Received: timeout=0"),
         ({"retries": -1}, r"Received: retries=-1"),
         ({"backoff": -1.0}, r"Received: backoff=-1\.0"),
+        ({"deadline": 0}, r"Received: deadline=0"),
+        ({"deadline": float("inf")}, r"Received: deadline=inf"),
     ],
 )
 def test_bad_arguments(kwargs, message, tmp_path):
@@ -701,3 +1082,15 @@ def test_cli_rejects_bad_flag_values(cli, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli(["fsdd", "--timeout", "-3"])
     assert exit_info.value.code == 2 and "expected a positive number, received '-3'" in capsys.readouterr().err
+
+
+def test_cli_passes_the_deadline_on(cli, tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(download_module, "download", lambda spec, **kwargs: calls.append(kwargs) or tmp_path)
+    assert cli(["fsdd", "--data-dir", str(tmp_path), "--deadline", "7.5", "--quiet"]) == 0
+    assert calls[-1]["deadline"] == 7.5
+    assert cli(["fsdd", "--data-dir", str(tmp_path), "--quiet"]) == 0
+    assert calls[-1]["deadline"] is None, "no flag: the automatic deadline"
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["fsdd", "--deadline", "0"])
+    assert exit_info.value.code == 2 and "expected a positive number, received '0'" in capsys.readouterr().err

@@ -4,8 +4,13 @@
 and renames it (`os.replace`, atomic) only once its sha256 matches the registry. Cached files are hashed
 again on every call, and a cached file whose hash is wrong is downloaded again. Connection errors, timeouts
 and HTTP 5xx answers are retried with exponential backoff; a 404 or a checksum mismatch is not (retrying
-cannot fix them). Archives are extracted into a temporary folder after every member has been checked (no
-absolute paths, no `..`, no link leading outside, no device files), then renamed to `<data_dir>/<name>/`.
+cannot fix them). A download stops as soon as more than the expected size (the registry's `size_bytes`, else the
+server's Content-Length) plus a small margin has arrived, and the whole download, retries included, has a
+deadline, so neither an endless nor a dripping body can fill the disk or hang the caller. Temporary files left by
+a killed process are swept before the next download of the same file (`mmkeras.data.leftovers`). Archives are
+extracted by `mmkeras.data.extract`: into a temporary folder after every member has been checked (no absolute
+paths, no `..`, no duplicate names, no link leading outside or through another link, no device files), then
+renamed to `<data_dir>/<name>/`; the same rules hold on a Python without `tarfile.data_filter`.
 
 Where things go:
 
@@ -36,47 +41,43 @@ mnist_npz = download("mnist")  # a plain file: verified, not extracted
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import os
 import pathlib
-import posixpath
-import shutil
-import stat
-import tarfile
+import socket
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import warnings
-import zipfile
 from typing import BinaryIO
 
 from tqdm import tqdm
 
 from mmkeras._validation import check_int, check_number
+from mmkeras.data.errors import ChecksumError, DownloadError, UnsafeArchiveError
+from mmkeras.data.extract import extract_archive, extract_into, read_marker
+from mmkeras.data.leftovers import sweep_stale, temp_prefix
 from mmkeras.data.registry import DatasetSpec, get_spec
+
+__all__ = [
+    "ChecksumError", "DownloadError", "UnsafeArchiveError", "default_deadline", "download", "extract_archive",
+    "file_sha256", "resolve_data_dir", "resolve_url", "size_limit",
+]
 
 DATA_DIR_ENV = "MMKERAS_DATA_DIR"
 MIRROR_ENV = "MMKERAS_MIRROR"
 DEFAULT_DATA_DIR = "~/.mmkeras/datasets"
 CHUNK_SIZE = 1 << 16
-MARKER_NAME = ".mmkeras-sha256"
 USER_AGENT = "mmkeras-downloader/0.2 (Python urllib)"
+SIZE_MARGIN_BYTES = 1 << 20  # a body may exceed its expected size by this much (or by 1 %, if more) ...
+SIZE_MARGIN_FRACTION = 0.01  # ... before the download stops: only a registry size that is a little off gets by
+DEADLINE_FLOOR_SECONDS = 900.0  # an automatic deadline is never shorter than 15 minutes ...
+SLOWEST_RATE_BYTES = 32 * 1024  # ... and allows 32 KiB/s (a poor mobile link) for the expected size
+DEADLINE_UNKNOWN_SIZE_SECONDS = 6 * 3600.0  # the deadline when nothing tells the size (an unverified dataset)
 _SUFFIXES = {"zip": ".zip", "tar": ".tar", "tar.gz": ".tar.gz"}
-_TAR_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Python < 3.10.12 has no extraction filters
-
-
-class DownloadError(RuntimeError):
-    """A dataset could not be downloaded, verified or extracted."""
-
-
-class ChecksumError(DownloadError):
-    """The sha256 of a file is not the one in the registry (or the registry has none)."""
-
-
-class UnsafeArchiveError(DownloadError):
-    """An archive member would be written outside the target folder, or is a link or a device file."""
 
 
 class _TransientError(DownloadError):
@@ -160,6 +161,7 @@ def download(
     *,
     backoff: float = 1.0,
     allow_unverified: bool = False,
+    deadline: float | None = None,
 ) -> pathlib.Path:
     """Download a dataset (or reuse the verified cached copy), check its sha256 and extract it.
 
@@ -177,6 +179,10 @@ def download(
         backoff: float. The n-th retry waits `backoff * 2**n` seconds. Defaults to `1.0`.
         allow_unverified: bool. Accept a spec without a sha256 (a warning then prints the hash to record).
             Defaults to `False`.
+        deadline: float or None. Seconds the whole download may take, retries and waits included; a server
+            that keeps sending a byte now and then never trips `timeout`, but ends here. Defaults to
+            `default_deadline(spec)`: 15 minutes, or the time to fetch the registry's size at 32 KiB/s if
+            longer, or 6 hours when the size is not recorded.
 
     Returns:
         The extracted folder `<data_dir>/<name>/` for an archive with `extract=True`, else the downloaded
@@ -186,7 +192,8 @@ def download(
         ValueError: for an unknown name or a bad argument.
         ChecksumError: the file's sha256 differs from the registry, or the registry has none.
         UnsafeArchiveError: an archive member would land outside the target, or is a link out or a device.
-        DownloadError: an HTTP error such as 404, or the retries ran out.
+        DownloadError: an HTTP error such as 404, the retries ran out, the body is larger than expected
+            (`size_limit`), or the deadline passed.
 
     Example:
 
@@ -206,7 +213,7 @@ def download(
     'hello'
     """
     spec = name_or_spec if isinstance(name_or_spec, DatasetSpec) else get_spec(name_or_spec)
-    _check_arguments(timeout, retries, backoff)
+    _check_arguments(timeout, retries, backoff, deadline)
     if spec.sha256 is None and not allow_unverified:
         raise ChecksumError(
             f"no sha256 is recorded for dataset {spec.name!r}, so its download cannot be verified. Record "
@@ -221,67 +228,65 @@ def download(
 
     digest = _cached_digest(archive, spec)
     fresh = digest is None
-    if fresh and extracting and not archive.exists() and spec.sha256 and _marker(target) == spec.sha256:
+    if fresh and extracting and not archive.exists() and spec.sha256 and read_marker(target) == spec.sha256:
         return target  # extracted earlier from a verified file that was then deleted to save space
     if fresh:
         url = resolve_url(spec, base_url)
-        digest = _fetch(
-            url, archive, spec, timeout=timeout, retries=retries, backoff=backoff, progress=progress
-        )
+        seconds = default_deadline(spec) if deadline is None else float(deadline)
+        digest = _fetch(url, archive, spec, timeout=timeout, retries=retries, backoff=backoff, progress=progress,
+                        ends_at=time.monotonic() + seconds, deadline=seconds)
     if not extracting:
         return archive
-    if fresh or _marker(target) != digest:
+    if fresh or read_marker(target) != digest:
         try:
-            _extract(archive, target, spec.archive_format, marker=digest)
+            extract_into(archive, target, spec.archive_format, marker=digest)
         except UnsafeArchiveError:
             archive.unlink(missing_ok=True)
             raise
     return target
 
 
-def extract_archive(
-    archive: str | os.PathLike[str],
-    target: str | os.PathLike[str],
-    archive_format: str | None = None,
-) -> pathlib.Path:
-    """Extract a zip or tar(.gz) archive safely and atomically into `target`.
+def default_deadline(spec: DatasetSpec) -> float:
+    """Seconds one download of `spec` may take when `download(deadline=None)`.
 
-    Every member is checked first: absolute paths, `..` components, links whose target leaves `target`, and
-    device or FIFO files raise `UnsafeArchiveError`. The members are written to a temporary sibling folder
-    that is renamed to `target` when complete (replacing what was there), so `target` is never half-written.
-
-    Args:
-        archive: str or path. The archive file.
-        target: str or path. The folder to create (or replace).
-        archive_format: str or None. `"zip"`, `"tar"` or `"tar.gz"`. Defaults to a guess from the file name.
-
-    Returns:
-        `target` as a `pathlib.Path`.
-
-    Raises:
-        UnsafeArchiveError: a member is unsafe; nothing is left behind.
-        DownloadError: the file is not a readable archive of that format.
+    At least `DEADLINE_FLOOR_SECONDS` (15 minutes), more for a large file: its registry size at
+    `SLOWEST_RATE_BYTES` (32 KiB/s). Without a recorded size, `DEADLINE_UNKNOWN_SIZE_SECONDS` (6 hours).
 
     Example:
 
-    >>> import pathlib, tempfile, zipfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> with zipfile.ZipFile(folder / "a.zip", "w") as archive:
-    ...     archive.writestr("a.txt", "A")
-    >>> (extract_archive(folder / "a.zip", folder / "a") / "a.txt").read_text()
-    'A'
+    >>> from mmkeras.data.registry import get_spec
+    >>> default_deadline(get_spec("mnist"))  # 11 MB: the floor
+    900.0
     """
-    archive = pathlib.Path(archive)
-    return _extract(archive, pathlib.Path(target), archive_format or _guess_format(archive), marker=None)
+    if spec.size_bytes is None:
+        return DEADLINE_UNKNOWN_SIZE_SECONDS
+    return max(DEADLINE_FLOOR_SECONDS, spec.size_bytes / SLOWEST_RATE_BYTES)
+
+
+def size_limit(expected: int) -> int:
+    """The most bytes a download whose expected size is `expected` may receive: the size plus a small margin.
+
+    The margin is `SIZE_MARGIN_BYTES` (1 MiB) or `SIZE_MARGIN_FRACTION` (1 %) of the size, whichever is larger.
+    A file with a sha256 cannot have any other size anyway; the margin only helps a registry size that is a
+    little off for an unverified dataset.
+
+    Example:
+
+    >>> size_limit(11_490_434)  # mnist.npz: 11.0 MiB + 1 MiB
+    12539010
+    """
+    return expected + max(SIZE_MARGIN_BYTES, int(expected * SIZE_MARGIN_FRACTION))
 
 
 # --- downloading -------------------------------------------------------------------------------------------
 
 
-def _check_arguments(timeout: float, retries: int, backoff: float) -> None:
+def _check_arguments(timeout: float, retries: int, backoff: float, deadline: float | None) -> None:
     check_number("timeout", timeout, low=0, low_inclusive=False)
     check_int("retries", retries, minimum=0)
     check_number("backoff", backoff, low=0)
+    if deadline is not None:
+        check_number("deadline", deadline, low=0, low_inclusive=False)
 
 
 def _local_filename(spec: DatasetSpec) -> str:
@@ -312,27 +317,44 @@ def _cached_digest(path: pathlib.Path, spec: DatasetSpec) -> str | None:
     return digest
 
 
-def _fetch(
-    url: str,
-    dest: pathlib.Path,
-    spec: DatasetSpec,
-    *,
-    timeout: float,
-    retries: int,
-    backoff: float,
-    progress: bool,
-) -> str:
-    """Download `url` to `dest` with retries; return the sha256. `dest` appears only once verified."""
+@dataclasses.dataclass(frozen=True)
+class _Clock:
+    """The time one download may take: `timeout` per connection or read, all of it done by `ends_at`."""
+
+    timeout: float
+    ends_at: float  # a time.monotonic() value
+    deadline: float  # the whole allowance in seconds, for messages
+
+    def left(self) -> float:
+        return self.ends_at - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.left() <= 0.01  # a socket timeout set to `left()` fires at (or just after) `ends_at`
+
+    def wait(self) -> float:
+        """The socket timeout for the next connection or read: `timeout`, or less when the deadline is near."""
+        return max(min(self.timeout, self.left()), 0.001)
+
+
+def _fetch(url: str, dest: pathlib.Path, spec: DatasetSpec, *, timeout: float, retries: int, backoff: float,
+           progress: bool, ends_at: float, deadline: float) -> str:
+    """Download `url` to `dest` with retries, all done by `ends_at`; return the sha256. `dest` appears only
+    once verified. Stale `.part` files of `spec` (left by a killed process) are removed first."""
+    sweep_stale(dest.parent, spec.name, ("part",))
+    clock = _Clock(timeout=timeout, ends_at=ends_at, deadline=deadline)
     for attempt in range(retries + 1):
         try:
-            temp, digest, size = _stream_to_temp(url, dest.parent, spec, timeout=timeout, progress=progress)
+            temp, digest, size = _stream_to_temp(url, dest.parent, spec, clock=clock, progress=progress)
             break
         except _TransientError as error:
             if attempt == retries:
                 raise DownloadError(
                     f"could not download {spec.name!r} after {attempt + 1} attempt(s): {error}"
                 ) from error
-            time.sleep(backoff * 2**attempt)
+            wait = backoff * 2**attempt
+            if clock.left() <= wait:
+                raise _deadline_error(spec, url, clock, f"{attempt + 1} attempt(s), the last one: {error}") from error
+            time.sleep(wait)
     try:
         _verify(spec, digest, size, url)
         os.replace(temp, dest)
@@ -340,6 +362,13 @@ def _fetch(
         temp.unlink(missing_ok=True)
         raise
     return digest
+
+
+def _deadline_error(spec: DatasetSpec, url: str, clock: _Clock, what: str) -> DownloadError:
+    return DownloadError(
+        f"download of {spec.name!r} from URL {url} did not finish within its deadline of {clock.deadline:g} s "
+        f"({what}). On a slow connection, allow more time: download(..., deadline=SECONDS) or --deadline SECONDS."
+    )
 
 
 def _verify(spec: DatasetSpec, digest: str, size: int, url: str) -> None:
@@ -356,13 +385,38 @@ def _verify(spec: DatasetSpec, digest: str, size: int, url: str) -> None:
         )
 
 
-def _stream_to_temp(
-    url: str, directory: pathlib.Path, spec: DatasetSpec, *, timeout: float, progress: bool
-) -> tuple[pathlib.Path, str, int]:
+@dataclasses.dataclass(frozen=True)
+class _Size:
+    """The size a body should have, where that figure comes from, and the most bytes accepted."""
+
+    expected: int | None
+    source: str
+    limit: int | None
+
+    @classmethod
+    def of(cls, spec: DatasetSpec, announced: int | None) -> _Size:
+        if spec.size_bytes is not None and (spec.sha256 is not None or announced is None):
+            return cls(spec.size_bytes, "size_bytes in the registry", size_limit(spec.size_bytes))
+        if announced is not None:  # no size recorded, or an unverified dataset whose size is only a hint
+            return cls(announced, "the server's Content-Length", size_limit(announced))
+        return cls(None, "unknown", None)
+
+    def too_large(self, spec: DatasetSpec, url: str, received: int, verb: str = "arrived") -> DownloadError:
+        return DownloadError(
+            f"download of {spec.name!r} from URL {url} stopped: {received} bytes {verb}, more than the "
+            f"{self.expected} bytes expected ({self.source}) plus a margin (at most {self.limit} bytes are "
+            f"accepted). The server sends another or a broken file."
+        )
+
+
+def _stream_to_temp(url: str, directory: pathlib.Path, spec: DatasetSpec, *, clock: _Clock, progress: bool
+                    ) -> tuple[pathlib.Path, str, int]:
     """One attempt: stream `url` into a new temporary file in `directory`; return (path, sha256, size)."""
+    if clock.passed():
+        raise _deadline_error(spec, url, clock, "no time left for another attempt")
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http, https or file mirror)
+        response = urllib.request.urlopen(request, timeout=clock.wait())  # noqa: S310 (http, https or file mirror)
     except urllib.error.HTTPError as error:
         error.close()
         message = f"HTTP {error.code} ({error.reason}) for URL {url}"
@@ -372,20 +426,27 @@ def _stream_to_temp(
     except urllib.error.URLError as error:
         if isinstance(error.reason, FileNotFoundError):
             raise DownloadError(f"file not found for URL {url}") from None
+        if clock.passed():
+            raise _deadline_error(spec, url, clock, f"no answer: {error.reason}") from error
         raise _TransientError(f"cannot reach URL {url}: {error.reason}") from error
     except (OSError, http.client.HTTPException) as error:
+        if clock.passed():
+            raise _deadline_error(spec, url, clock, f"no answer: {error or repr(error)}") from error
         raise _TransientError(f"cannot reach URL {url}: {error!r}") from error
 
     with response:
-        expected = _content_length(response)
-        handle, name = tempfile.mkstemp(dir=directory, prefix=f".{spec.name}.", suffix=".part")
+        announced = _content_length(response)
+        size_plan = _Size.of(spec, announced)
+        if size_plan.limit is not None and announced is not None and announced > size_plan.limit:
+            raise size_plan.too_large(spec, url, announced, verb="announced (Content-Length)")
+        handle, name = tempfile.mkstemp(dir=directory, prefix=temp_prefix(spec.name), suffix=".part")
         temp = pathlib.Path(name)
         try:
             with os.fdopen(handle, "wb") as file:
-                digest, size = _copy_hashing(response, file, spec, url, total=expected or spec.size_bytes,
+                digest, size = _copy_hashing(response, file, spec, url, size_plan=size_plan, clock=clock,
                                              progress=progress)
-            if expected is not None and size != expected:
-                raise _TransientError(f"truncated body from URL {url}: received {size} of {expected} bytes")
+            if announced is not None and size != announced:
+                raise _TransientError(f"truncated body from URL {url}: received {size} of {announced} bytes")
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -397,169 +458,46 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _copy_hashing(
-    source: BinaryIO, sink: BinaryIO, spec: DatasetSpec, url: str, *, total: int | None, progress: bool
-) -> tuple[str, int]:
-    """Copy `source` to `sink` chunk by chunk; return (sha256, size). Read failures are transient."""
+def _socket_of(response: object) -> socket.socket | None:
+    """The socket under an `http.client.HTTPResponse` (None for a `file://` mirror): its timeout is lowered when
+    the deadline is nearer than `timeout`. This reads private attributes, so anything unexpected gives None."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _copy_hashing(source: BinaryIO, sink: BinaryIO, spec: DatasetSpec, url: str, *, size_plan: _Size,
+                  clock: _Clock, progress: bool) -> tuple[str, int]:
+    """Copy `source` to `sink` chunk by chunk; return (sha256, size). Read failures are transient; a body
+    larger than `size_plan.limit` or a passed deadline end the download (nothing over the limit is written)."""
     digest = hashlib.sha256()
     size = 0
     read = getattr(source, "read1", source.read)  # read1 returns what has arrived, not a full chunk
+    sock = _socket_of(source)
+    total = size_plan.expected
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=spec.name,
               disable=not progress) as bar:
         while True:
+            received = f"received {size} of {total if total is not None else 'an unknown number of'} bytes"
+            if clock.passed():
+                raise _deadline_error(spec, url, clock, received)
+            if sock is not None:
+                try:
+                    sock.settimeout(clock.wait())
+                except OSError:  # closed: the body is complete and the next read returns b""
+                    pass
             try:
                 chunk = read(CHUNK_SIZE)
             except (OSError, http.client.HTTPException) as error:  # timeout, reset, IncompleteRead
+                if clock.passed():
+                    raise _deadline_error(spec, url, clock, received) from error
                 raise _TransientError(
                     f"download from URL {url} interrupted after {size} bytes: {error!r}"
                 ) from error
             if not chunk:
                 return digest.hexdigest(), size
+            if size_plan.limit is not None and size + len(chunk) > size_plan.limit:
+                raise size_plan.too_large(spec, url, size + len(chunk))
             sink.write(chunk)
             digest.update(chunk)
             size += len(chunk)
             bar.update(len(chunk))
-
-
-# --- extracting --------------------------------------------------------------------------------------------
-
-
-def _guess_format(archive: pathlib.Path) -> str:
-    name = archive.name.lower()
-    suffixes = {".zip": "zip", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".tar": "tar"}
-    for suffix, archive_format in suffixes.items():
-        if name.endswith(suffix):
-            return archive_format
-    raise ValueError(
-        f"Cannot tell the archive format from the file name; pass `archive_format`. "
-        f"Received: {archive.name!r}"
-    )
-
-
-def _marker(target: pathlib.Path) -> str | None:
-    """The sha256 of the archive `target` was extracted from, if `target` is a complete extraction."""
-    try:
-        return (target / MARKER_NAME).read_text().strip()
-    except OSError:
-        return None
-
-
-def _extract(archive: pathlib.Path, target: pathlib.Path, archive_format: str | None, marker: str | None
-             ) -> pathlib.Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(
-        tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".extracting")
-    )
-    try:
-        if archive_format == "zip":
-            _extract_zip(archive, staging)
-        elif archive_format in ("tar", "tar.gz"):
-            _extract_tar(archive, staging)
-        else:
-            raise ValueError(
-                f"`archive_format` must be 'zip', 'tar' or 'tar.gz'. "
-                f"Received: archive_format={archive_format!r}"
-            )
-        _check_links_inside(staging, archive)
-        if marker is not None:
-            (staging / MARKER_NAME).write_text(marker + "\n")
-        _replace_dir(staging, target)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DownloadError(f"cannot extract {str(archive)!r} into {str(target)!r}: {error}") from error
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def _unsafe(archive: pathlib.Path, member: str, why: str) -> UnsafeArchiveError:
-    return UnsafeArchiveError(f"unsafe path in archive {archive.name!r}: {member!r} ({why})")
-
-
-def _check_name(archive: pathlib.Path, name: str) -> None:
-    normalized = name.replace("\\", "/")
-    if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
-        raise _unsafe(archive, name, "absolute path")
-    if ".." in normalized.split("/"):
-        raise _unsafe(archive, name, "'..' component")
-
-
-def _check_link(archive: pathlib.Path, name: str, link: str, relative_to: str) -> None:
-    """Reject a link whose target is absolute or leaves the extraction folder."""
-    normalized = link.replace("\\", "/")
-    if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
-        raise _unsafe(archive, name, f"link to absolute path {link!r}")
-    resolved = posixpath.normpath(posixpath.join(relative_to, normalized))
-    if resolved == ".." or resolved.startswith("../"):
-        raise _unsafe(archive, name, f"link to {link!r} leaves the target folder")
-
-
-def _check_not_through_link(archive: pathlib.Path, name: str, links: set[str]) -> None:
-    """Reject a member written through a symlink of the same archive (`a -> ..`, then `a/b/evil`)."""
-    parts = posixpath.normpath(name).split("/")
-    for end in range(1, len(parts)):
-        if "/".join(parts[:end]) in links:
-            raise _unsafe(archive, name, f"written through the link {'/'.join(parts[:end])!r}")
-
-
-def _extract_tar(archive: pathlib.Path, staging: pathlib.Path) -> None:
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            links: set[str] = set()
-            for member in members:
-                _check_name(archive, member.name)
-                _check_not_through_link(archive, member.name, links)
-                if member.isdev():
-                    raise _unsafe(archive, member.name, "device or FIFO file")
-                if member.issym():
-                    _check_link(archive, member.name, member.linkname, posixpath.dirname(member.name))
-                    links.add(posixpath.normpath(member.name))
-                elif member.islnk():
-                    _check_link(archive, member.name, member.linkname, "")
-            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12: a second, independent check
-                tar.extractall(staging, members=members, filter="data")
-            else:  # pragma: no cover - older Pythons; every member was checked above
-                tar.extractall(staging, members=members)  # noqa: S202
-    except _TAR_FILTER_ERROR as error:
-        raise UnsafeArchiveError(f"unsafe path in archive {archive.name!r}: {error}") from error
-    except tarfile.TarError as error:
-        raise DownloadError(f"cannot read tar archive {str(archive)!r}: {error}") from error
-
-
-def _extract_zip(archive: pathlib.Path, staging: pathlib.Path) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zipped:
-            for info in zipped.infolist():
-                _check_name(archive, info.filename)
-                mode = info.external_attr >> 16
-                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-                    raise _unsafe(archive, info.filename, "device or FIFO file")
-                if stat.S_ISLNK(mode):  # zipfile writes links as small text files; still refuse escapes
-                    link = zipped.read(info).decode("utf-8", errors="replace")
-                    _check_link(archive, info.filename, link, posixpath.dirname(info.filename))
-            zipped.extractall(staging)
-    except zipfile.BadZipFile as error:
-        raise DownloadError(f"cannot read zip archive {str(archive)!r}: {error}") from error
-
-
-def _check_links_inside(staging: pathlib.Path, archive: pathlib.Path) -> None:
-    """After extraction, every symlink must still resolve inside `staging` (defence in depth)."""
-    root = os.path.realpath(staging)
-    for folder, dirs, files in os.walk(staging):
-        for entry in dirs + files:
-            path = os.path.join(folder, entry)
-            if os.path.islink(path) and os.path.commonpath([root, os.path.realpath(path)]) != root:
-                raise _unsafe(archive, os.path.relpath(path, staging), "link leaves the target folder")
-
-
-def _replace_dir(staging: pathlib.Path, target: pathlib.Path) -> None:
-    """Rename `staging` to `target`, moving an existing `target` aside first and deleting it afterwards."""
-    if not (target.exists() or target.is_symlink()):
-        os.replace(staging, target)
-        return
-    trash = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-    os.replace(target, trash / target.name)
-    os.replace(staging, target)
-    shutil.rmtree(trash, ignore_errors=True)
