@@ -33,7 +33,7 @@ from keras import layers
 from mmkeras._validation import check_fraction, check_int, check_positive_ints, check_shape, check_words
 from mmkeras.config import seed_everything
 from mmkeras.data.scenes import (
-    _PHRASES,
+    POSITION_PHRASES,
     SCENE_ATTRIBUTES,
     SCENE_CAPTION_LENGTH,
     SCENE_IMAGE_SIZE,
@@ -41,8 +41,8 @@ from mmkeras.data.scenes import (
     SCENE_VALUES,
     SCENE_VOCABULARY,
 )
+from mmkeras.encoders.image_tokens import build_image_token_encoder
 from mmkeras.encoders.masking import PaddingMask
-from mmkeras.matching import build_image_token_encoder
 from mmkeras.optimizers import course_optimizer
 from mmkeras.task import TaskModel
 
@@ -444,7 +444,7 @@ def corpus_bleu(references, hypotheses, max_order: int = 4) -> float:
     return bleu_statistics(references, hypotheses, max_order)["bleu"]
 
 
-_POSITION_OF = {phrase: SCENE_POSITIONS.index(name) for name, phrase in _PHRASES.items()}
+_POSITION_OF = {phrase: SCENE_POSITIONS.index(name) for name, phrase in POSITION_PHRASES.items()}
 
 
 def parse_caption(caption: str) -> dict:

@@ -23,7 +23,6 @@ TensorFlow is needed only because the text encoder takes strings (`TextVectoriza
 from __future__ import annotations
 
 import keras
-import keras_hub
 import numpy as np
 from keras import layers
 
@@ -37,6 +36,7 @@ from mmkeras.data.scenes import (
     describe,
 )
 from mmkeras.data.schema import DataSchema, LabelSpec, ModalitySpec, MultimodalData
+from mmkeras.encoders.image_tokens import build_image_token_encoder
 from mmkeras.task import TaskModel
 
 MATCH_SCHEMA = DataSchema(
@@ -47,54 +47,6 @@ MATCH_SCHEMA = DataSchema(
     labels=(LabelSpec("match", 2, ("no match", "match")),),
 )
 """Image-caption pairs: the picture, a caption, and whether the caption describes the picture (1) or not (0)."""
-
-
-def build_image_token_encoder(
-    input_shape=(SCENE_IMAGE_SIZE, SCENE_IMAGE_SIZE, 3),
-    filters=(16, 32, 64),
-    token_dim: int | None = None,
-    name: str = "image_token_encoder",
-    input_name: str = "image",
-) -> keras.Model:
-    """A CNN that returns a grid of image tokens instead of one vector: what attention needs to look *where*.
-
-    Each block is `Conv2D(3x3) -> ReLU -> MaxPool(2)`; the last feature map `(batch, h, w, c)` is read row by row
-    as `h * w` tokens, and a learned position embedding is added, `t_{ij} = F[i, j] + P[i w + j]`, so that the
-    tokens say where they are (attention itself ignores the order of its keys).
-
-    Args:
-        input_shape: tuple. `(height, width, channels)`, values in [0, 1]. Defaults to `(32, 32, 3)`.
-        filters: tuple of int. Filters of each block; each halves the grid. Defaults to `(16, 32, 64)`: a 4x4 grid.
-        token_dim: int or None. Project the tokens to this width with a Dense layer. Defaults to `None`
-            (width `filters[-1]`).
-        name: str. The model's name. Defaults to `"image_token_encoder"`.
-        input_name: str. The name of the model's input. Defaults to `"image"`.
-
-    Returns:
-        A functional `keras.Model`: `(batch, *input_shape)` -> `(batch, h * w, token_dim or filters[-1])`.
-
-    Example:
-    >>> build_image_token_encoder().output_shape
-    (None, 16, 64)
-    """
-    filters = check_positive_ints("filters", filters)
-    input_shape = check_shape("input_shape", input_shape, rank=3)
-    if input_shape[0] is None or input_shape[1] is None or min(input_shape[:2]) < 2 ** len(filters):
-        raise ValueError(f"`input_shape` must be (height, width, channels) with height and width of at least "
-                         f"2**len(filters) = {2 ** len(filters)}. Received: input_shape={input_shape!r}")
-    image = keras.Input(shape=input_shape, name=input_name)  # (batch, H, W, C)
-    x = image
-    for i, f in enumerate(filters):
-        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{i + 1}")(x)  # (batch, h, w, f)
-        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)  # (batch, h/2, w/2, f)
-    h, w, c = x.shape[1:]
-    tokens = layers.Reshape((h * w, c), name="to_tokens")(x)  # (batch, h*w, c), row-major: token i*w + j
-    if token_dim is not None:
-        tokens = layers.Dense(check_int("token_dim", token_dim), name="token_projection")(tokens)
-    positions = keras_hub.layers.PositionEmbedding(h * w, name="position_embedding")(tokens)  # (batch, h*w, d)
-    tokens = layers.Add(name="add_positions")([tokens, positions])
-    tokens = layers.LayerNormalization(name="token_norm")(tokens)  # every token at the same scale, for attention
-    return keras.Model(image, tokens, name=name)
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")

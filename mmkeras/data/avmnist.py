@@ -339,13 +339,13 @@ def _cache_key(mnist_sha: str, fsdd_sha: str, **recipe) -> str:
 
 
 def _offline_help(spec, base_url, data_dir, error) -> str:
-    from mmkeras.data.download import _local_filename
+    from mmkeras.data.download import local_filename
 
     mirror = base_url or os.environ.get("MMKERAS_MIRROR")
     return (f"Could not get {spec.name!r} ({spec.filename}) from {mirror or spec.url}: {error}\n"
             f"Offline? Serve the files from a machine you can reach and point the mirror option at the folder "
             f"that holds {spec.filename!r}: `mmkeras prepare avmnist --mirror URL` (or MMKERAS_MIRROR=URL; "
-            f"mirror tried: {mirror or 'none'}). Or copy it to {data_dir / _local_filename(spec)} (checked by its "
+            f"mirror tried: {mirror or 'none'}). Or copy it to {data_dir / local_filename(spec)} (checked by its "
             f"sha256). Or use the offline stand-in: `mmkeras prepare avmnist --fixture` "
             f"(prepare_avmnist(fallback='fixture')).")
 

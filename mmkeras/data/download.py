@@ -222,7 +222,7 @@ def download(
         )
     root = resolve_data_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
-    archive = root / _local_filename(spec)
+    archive = root / local_filename(spec)
     target = root / spec.name
     extracting = extract and spec.archive_format is not None
 
@@ -289,7 +289,7 @@ def _check_arguments(timeout: float, retries: int, backoff: float, deadline: flo
         check_number("deadline", deadline, low=0, low_inclusive=False)
 
 
-def _local_filename(spec: DatasetSpec) -> str:
+def local_filename(spec: DatasetSpec) -> str:
     """`<name><suffix>`: `fsdd.tar.gz`, `esc50.zip`; a plain file keeps its own suffix (`mnist.npz`)."""
     if spec.archive_format is None:
         return spec.name + "".join(pathlib.PurePosixPath(spec.filename).suffixes)

@@ -47,7 +47,7 @@ _RGB = {
     "red": (0.90, 0.12, 0.12), "green": (0.10, 0.75, 0.20), "blue": (0.15, 0.25, 0.95),
     "yellow": (0.95, 0.90, 0.15), "purple": (0.60, 0.15, 0.75), "cyan": (0.10, 0.85, 0.90),
 }
-_PHRASES = {  # where the object is, as the caption says it
+POSITION_PHRASES = {  # where the object is, as the caption says it
     "top left": "at the top left", "top": "at the top", "top right": "at the top right",
     "left": "on the left", "center": "in the center", "right": "on the right",
     "bottom left": "at the bottom left", "bottom": "at the bottom", "bottom right": "at the bottom right",
@@ -63,12 +63,12 @@ def describe(shape: int, color: int, size: int, position: int) -> str:
     'a small red cross at the top left'
     """
     return (f"a {SCENE_SIZES[size]} {SCENE_COLORS[color]} {SCENE_SHAPES[shape]} "
-            f"{_PHRASES[SCENE_POSITIONS[position]]}")
+            f"{POSITION_PHRASES[SCENE_POSITIONS[position]]}")
 
 
 def _scene_vocabulary() -> tuple[str, ...]:
     words = {"a"} | set(SCENE_SHAPES) | set(SCENE_COLORS) | set(SCENE_SIZES)
-    for phrase in _PHRASES.values():
+    for phrase in POSITION_PHRASES.values():
         words.update(phrase.split())
     return tuple(sorted(words))
 
