@@ -253,8 +253,19 @@ def test_importing_the_module_does_not_start_tensorflow():
 
     check = "import sys, mmkeras.distribute; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(pathlib.Path(distribute.__file__).parents[1])))
+                          env=dict(os.environ, PYTHONPATH=str(pathlib.Path(distribute.__file__).parents[2])))
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_jax_program_is_a_module_that_checks_its_command_line():
+    """`run_jax_data_parallel` starts `python -m mmkeras.distribute.jax_worker CONFIG`; without a config it
+    stops at once with its usage (training itself runs in notebook 15)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mmkeras.distribute.jax_worker"], capture_output=True, text=True,
+                          timeout=60, env=distribute.child_env())
+    assert done.returncode == 2 and "usage: python -m mmkeras.distribute.jax_worker" in done.stderr
 
 
 def test_cli_distribute_refuses_a_batch_that_the_workers_cannot_share(capsys):

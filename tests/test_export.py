@@ -156,6 +156,93 @@ def test_prune_weights_zeroes_the_smallest_kernel_weights(trained, exported, avm
     assert logits.shape == (4, 10) and np.isfinite(logits).all()
 
 
+def test_copy_model_keeps_an_encoder_shared_by_two_modalities():
+    """One encoder object serves `left` and `right` (review 04, 3.12): `from_config(get_config())` built it
+    twice and failed on the repeated name; the copy must keep one shared encoder, with its own weights."""
+    import keras
+
+    from mmkeras.models import FusionClassifier
+
+    keras.utils.set_random_seed(0)
+    features = keras.Input((6,), name="features")
+    encoder = keras.Model(features, keras.layers.Dense(4, name="projection")(features), name="shared_encoder")
+    model = FusionClassifier({"left": encoder, "right": encoder}, heads={"label": 3})
+    x = {m: np.random.default_rng(i).normal(size=(5, 6)).astype("float32") for i, m in enumerate(("left", "right"))}
+    copy = export.copy_model(model)
+    assert type(copy) is type(model) and copy.count_params() == model.count_params()
+    assert copy.encoders["left"] is copy.encoders["right"] and copy.encoders["left"] is not encoder
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(copy(x)), keras.ops.convert_to_numpy(model(x)))
+    export.prune_weights(copy, 0.5)  # the copy's weights are its own
+    assert not np.any(keras.ops.convert_to_numpy(encoder.get_layer("projection").kernel) == 0)
+
+
+def _mel_layers(**options):
+    import keras
+
+    reference = keras.layers.MelSpectrogram(fft_length=256, sequence_stride=128, sampling_rate=8000, num_mel_bins=32,
+                                            min_freq=20.0, max_freq=4000, top_db=1000.0, name="mel_spectrogram")
+    return reference, export.PortableMelSpectrogram.from_layer(reference, **options)
+
+
+def _op_types(layer):
+    import tensorflow as tf
+
+    graph = tf.function(lambda x: layer(x)).get_concrete_function(tf.TensorSpec((None, 4000), tf.float32)).graph
+    return [op.type for op in graph.get_operations()]
+
+
+def test_portable_mel_spectrogram_computes_the_same_numbers_with_converter_friendly_ops():
+    """The subclass export swaps in: no RFFT for ONNX, the mel matrix in several float blocks for int8."""
+    import keras
+
+    from mmkeras.testing import check_config_round_trip, check_save_load
+
+    waves = np.random.default_rng(0).normal(size=(3, 4000)).astype("float32")
+    reference, portable = _mel_layers(dft_as_matmul=True, float_mel_blocks=True)
+    assert portable.name == "mel_spectrogram" and portable.get_config()["float_mel_blocks"] is True
+    expected = keras.ops.convert_to_numpy(reference(waves))  # (batch, mel_bins, frames), dB
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(portable(waves)), expected, atol=1e-3)
+    assert "RFFT" in _op_types(reference) and "RFFT" not in _op_types(portable)
+    _, blocks_only = _mel_layers(dft_as_matmul=False, float_mel_blocks=True)
+    assert "RFFT" in _op_types(blocks_only)
+    assert _op_types(blocks_only).count("MatMul") > _op_types(reference).count("MatMul")
+    check_config_round_trip(portable)
+    check_save_load(keras.Sequential([keras.Input((4000,)), portable]), waves, atol=1e-3)
+
+
+def test_portable_spectrograms_leave_the_trained_model_untouched(trained):
+    import keras
+
+    from mmkeras.export.spectrogram import with_portable_spectrograms
+
+    portable = with_portable_spectrograms(trained, dft_as_matmul=True)
+    kinds = {type(layer) for layer in export.all_layers(trained)}
+    assert keras.layers.MelSpectrogram in kinds and export.PortableMelSpectrogram not in kinds
+    assert export.PortableMelSpectrogram in {type(layer) for layer in export.all_layers(portable)}
+    assert {id(v) for v in portable.weights} == {id(v) for v in trained.weights}  # shared, not copied
+    assert with_portable_spectrograms(trained) is trained  # nothing to change: no clone
+
+
+def test_dft_as_matmul_refuses_a_window_it_cannot_reproduce():
+    with pytest.raises(ValueError, match=r"windows \('hann', 'hamming', None\).*window='kaiser'"):
+        export.PortableMelSpectrogram(window="kaiser")
+    assert export.PortableMelSpectrogram(window="kaiser", dft_as_matmul=False).window == "kaiser"
+
+
+def test_importing_the_package_starts_neither_tensorflow_nor_keras():
+    """`mmkeras serve` reads metadata.json before it starts TensorFlow; every name of the old module remains."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    check = "import sys, mmkeras.export; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(pathlib.Path(export.__file__).parents[2])))
+    assert done.stdout.strip() == "False False", done.stderr
+    assert all(getattr(export, name) is not None for name in export.__all__)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="`quantization` must be one of"):
         export.export_tflite(None, "x.tflite", quantization="int4")

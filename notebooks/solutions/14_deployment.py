@@ -56,7 +56,7 @@ def exercise_1_histograms(train, val, log_dir: pathlib.Path):
 
 def exercise_2_per_tensor(model):
     """One scale for the whole matrix: the error bound s/2 grows to the largest channel's."""
-    dense = max((layer for layer in export._all_layers(model) if isinstance(layer, keras.layers.Dense)),
+    dense = max((layer for layer in export.all_layers(model) if isinstance(layer, keras.layers.Dense)),
                 key=lambda layer: int(np.prod(layer.kernel.shape)))
     w = keras.ops.convert_to_numpy(dense.kernel)
     errors = {}

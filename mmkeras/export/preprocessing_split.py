@@ -1,0 +1,126 @@
+"""Cutting a model in two where string ops end: a *preprocessor* (strings -> token ids, runs in TensorFlow or
+Python) and a *numeric core* (token ids and every other input in, logits out).
+
+TFLite's builtin ops and ONNX cannot run TensorFlow's string ops, so a model that reads captions (its text
+encoder starts with a `TextVectorization` layer) is split by `split_preprocessing`; the core takes the token ids
+under the name `"<modality>_token_ids"`, every other input unchanged. Both halves share the trained layers: no
+weight is copied. The SavedModel keeps the whole model, strings included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mmkeras.export.graph import input_specs
+
+TOKEN_IDS_SUFFIX = "_token_ids"
+
+
+@dataclasses.dataclass
+class SplitModel:
+    """A model cut in two where string ops end (see the module docstring).
+
+    Attributes:
+        preprocessor: keras.Model or None. `{text modality: strings (batch,)}` ->
+            `{"<modality>_token_ids": int64 (batch, sequence_length)}`; `None` when the model reads no strings.
+        core: keras.Model. The numeric rest: the token ids and every other input in, the logits out (a dict
+            `{head: logits}` for several heads, like the model itself). Shares its layers with the model.
+        string_inputs: tuple of str. The modalities the preprocessor turns into token ids.
+    """
+
+    preprocessor: object
+    core: object
+    string_inputs: tuple
+
+    def core_inputs(self, features: dict) -> dict:
+        """Raw named features (strings included) -> the core's inputs, as NumPy arrays.
+
+        Strings pass through the preprocessor (TensorFlow); other inputs are converted to their declared dtype.
+        """
+        import keras
+
+        specs = input_specs(self.core)
+        result = {}
+        if self.preprocessor is not None:
+            import tensorflow as tf
+
+            strings = {m: np.asarray(features[m]).astype(str) for m in self.string_inputs}
+            ids = self.preprocessor({m: tf.constant(v) for m, v in strings.items()})
+            result.update({k: keras.ops.convert_to_numpy(v) for k, v in ids.items()})
+        for name, (_, dtype) in specs.items():
+            if name not in result:
+                result[name] = np.asarray(features[name]).astype(dtype)
+        return result
+
+
+def vectorizer_of(encoder):
+    """The encoder's `TextVectorization` layer, or `None`; more than one is refused (where would we cut?)."""
+    import keras
+
+    found = [layer for layer in getattr(encoder, "layers", []) if isinstance(layer, keras.layers.TextVectorization)]
+    if len(found) > 1:
+        raise ValueError(f"Encoder {encoder.name!r} holds {len(found)} TextVectorization layers; expected at most "
+                         f"one, right after its string input.")
+    return found[0] if found else None
+
+
+def split_preprocessing(model) -> SplitModel:
+    """Splits a `FusionClassifier` into string preprocessing and a numeric core (see `SplitModel`).
+
+    For a modality m whose encoder starts with `TextVectorization`, the core takes `m + "_token_ids"`
+    (int64 `(batch, sequence_length)`, 0 = padding, 1 = out of vocabulary) and runs the encoder's layers after
+    the vectorizer; the fusion layer and heads are the model's own, so `core(preprocessor(x)) == model(x)`.
+    A model without string inputs is returned as its own core, with no preprocessor.
+
+    Raises:
+        ValueError: the model is not a `FusionClassifier`, or it uses modality dropout together with string
+            inputs (its presence check reads the raw strings).
+    """
+    import keras
+
+    from mmkeras.models import FusionClassifier
+
+    specs = input_specs(model)
+    strings = tuple(name for name, (_, dtype) in specs.items() if dtype == "string")
+    if not strings:
+        return SplitModel(None, model, ())
+    if not isinstance(model, FusionClassifier):
+        raise ValueError(f"split_preprocessing rebuilds a FusionClassifier's graph around token ids. "
+                         f"Received: {type(model).__name__}")
+    if model.modality_dropout > 0:
+        raise ValueError(f"A model with modality dropout checks its raw strings for emptiness; split it before "
+                         f"adding modality dropout. Received: modality_dropout={model.modality_dropout}")
+    pre_inputs, pre_outputs, core_inputs, features, masks = {}, {}, {}, [], []
+    for modality, encoder in model.encoders.items():
+        vectorizer = vectorizer_of(encoder) if modality in strings else None
+        if modality in strings and vectorizer is None:
+            raise ValueError(f"Input {modality!r} is a string but its encoder has no TextVectorization layer to "
+                             f"cut at. Received encoder layers: {[layer.name for layer in encoder.layers]}")
+        if vectorizer is not None:
+            name = modality + TOKEN_IDS_SUFFIX
+            pre_inputs[modality] = keras.Input(shape=(), dtype="string", name=modality)  # (batch,)
+            pre_outputs[name] = vectorizer(pre_inputs[modality])  # (batch, sequence_length) int64
+            numeric = keras.Model(vectorizer.output, encoder.output, name=f"{encoder.name}_core")
+            core_inputs[name] = keras.Input(shape=pre_outputs[name].shape[1:], dtype=pre_outputs[name].dtype,
+                                            name=name)
+            z = numeric(core_inputs[name])
+        else:
+            shape, dtype = specs[modality]
+            core_inputs[modality] = keras.Input(shape=shape[1:], dtype=dtype, name=modality)
+            z = encoder(core_inputs[modality])
+        if isinstance(z, dict):
+            features.append(z["sequence"])  # (batch, steps, d)
+            masks.append(z.get("padding_mask"))
+        else:
+            features.append(z)  # (batch, d)
+            masks.append(None)
+    fused = (model.fusion(features, padding_masks=masks) if any(m is not None for m in masks)
+             else model.fusion(features))
+    outputs = {head: model.get_layer(head)(fused) for head in model.head_names}  # logits, float32
+    if len(outputs) == 1:
+        outputs = next(iter(outputs.values()))
+    preprocessor = keras.Model(pre_inputs, pre_outputs, name=f"{model.name}_preprocessor")
+    core = keras.Model(core_inputs, outputs, name=f"{model.name}_core")
+    return SplitModel(preprocessor, core, tuple(pre_inputs))
