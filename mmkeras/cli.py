@@ -48,6 +48,9 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror", help="base URL serving the same file names (default: $MMKERAS_MIRROR)")
     parser.add_argument("--timeout", type=_positive_float, default=30.0,
                         help="seconds a stalled connection may wait (default: 30)")
+    parser.add_argument("--deadline", type=_positive_float, default=None,
+                        help="seconds the whole download may take, retries included (default: 15 minutes, "
+                             "more for a large file)")
     parser.add_argument("--retries", type=_non_negative_int, default=3,
                         help="retries on connection errors, timeouts and HTTP 5xx (default: 3)")
     parser.add_argument("--no-extract", action="store_true", help="keep the archive, do not extract it")
@@ -126,14 +129,51 @@ def build_parser() -> argparse.ArgumentParser:
                      help="unlabelled scenes for the pretext task (default: 3000, 64 in smoke mode)")
     pre.add_argument("--seed", type=int, default=0, help="seed of weights and masking (default: 0)")
     pre.add_argument("--json", metavar="PATH", help="write the preset paths and losses as JSON to PATH")
-    serve = commands.add_parser("serve", help="serve an exported model over HTTP (POST /predict, a web page at /)")
+    serve = commands.add_parser(
+        "serve", help="serve an exported model over HTTP (POST /predict, a web page at /)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve a model directory written by mmkeras.export.export_saved_model over HTTP.\n\n"
+                    "A model directory is a program. \"TensorFlow models are programs\" (TensorFlow's SECURITY.md,\n"
+                    "https://github.com/tensorflow/tensorflow/blob/master/SECURITY.md): its graph runs with your\n"
+                    "rights and can read and write your files and use the network, partly as soon as it is\n"
+                    "loaded, before any request. Serve only a model directory you exported yourself or otherwise\n"
+                    "trust, and run any other one in a sandbox. The service has no authentication and no TLS: it\n"
+                    "listens on 127.0.0.1 by default and warns on any other --host; put a reverse proxy with TLS\n"
+                    "in front of it before other machines can reach it.",
+        epilog="Answers: 400 not JSON, 408 body too slow, 413 body too large, 415 not application/json,\n"
+               "422 bad inputs, 503 over the concurrency limit. Exit codes: 0 stopped, 2 bad usage or a model\n"
+               "directory that cannot be served.")
     serve.add_argument("model_dir", metavar="MODEL_DIR",
-                       help="a model directory written by mmkeras.export.export_saved_model")
+                       help="a model directory written by mmkeras.export.export_saved_model (trusted: see above)")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="interface to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
-    serve.add_argument("--port", type=_non_negative_int, default=8000, help="TCP port (default: 8000)")
-    serve.add_argument("--max-body-mb", type=_positive_float, default=8.0,
-                       help="refuse request bodies larger than this many MiB with 413 (default: 8)")
+                       help="interface to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all, "
+                            "with a warning)")
+    serve.add_argument("--port", type=_number_type(int, "a port from 0 to 65535", lambda v: 0 <= v <= 65535),
+                       default=8000, help="TCP port (default: 8000; 0 picks a free one)")
+    # the ranges of mmkeras.serving.server.LIMITS, checked here so that a bad value is a usage error (exit 2)
+    # before TensorFlow is imported
+    serve.add_argument("--max-body-mb", type=_number_type(float, "a number of MiB from 1/1024 (1 KiB) to 1024",
+                                                          lambda v: 2**-10 <= v <= 2**10),
+                       default=8.0, help="refuse request bodies larger than this many MiB with 413 (default: 8)")
+    serve.add_argument("--max-batch", type=_number_type(int, "an integer from 1 to 4096", lambda v: 1 <= v <= 4096),
+                       default=64, help="most examples in one request, 422 beyond (default: 64)")
+    serve.add_argument("--limit-concurrency", default=64,
+                       type=_number_type(int, "an integer from 1 to 10000", lambda v: 1 <= v <= 10_000),
+                       help="open connections plus running requests before new requests get 503; beyond four times "
+                            "as many, new connections are closed at once (default: 64)")
+    serve.add_argument("--read-timeout", default=30.0,
+                       type=_number_type(float, "a number of seconds in (0, 3600]", lambda v: 0 < v <= 3600),
+                       help="seconds a client has to send its request head (else the connection closes) and its "
+                            "body (else 408) (default: 30)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       type=_number_type(str, "a host name, an IP address, '*.domain' or '*'",
+                                         lambda v: v == "*" or (v.removeprefix("*.") != "" and all(
+                                             c.isascii() and (c.isalnum() or c in "_.-:[]") for c in
+                                             v.removeprefix("*.")))),
+                       help="also answer requests whose Host header is NAME (repeatable; 127.0.0.1, localhost, "
+                            "[::1] and --host are always answered, others get 400; '*' turns the check off)")
+    serve.add_argument("--docs", action="store_true",
+                       help="serve FastAPI's /docs, /redoc and /openapi.json (they load scripts from CDNs)")
     return parser
 
 
@@ -176,7 +216,7 @@ def run_download(args, prog: str = "mmkeras download") -> int:
     try:
         path = download(spec, data_dir=args.data_dir, base_url=args.mirror, timeout=args.timeout,
                         retries=args.retries, progress=not args.quiet, extract=not args.no_extract,
-                        allow_unverified=args.allow_unverified)
+                        allow_unverified=args.allow_unverified, deadline=args.deadline)
     except DownloadError as error:
         print(f"{prog}: failed: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -286,7 +326,7 @@ def _pretrain(args, prog: str = "mmkeras pretrain") -> int:
 
 
 def run_serve(args, prog: str = "mmkeras serve") -> int:
-    """`mmkeras serve MODEL_DIR`: checks the model directory (without TensorFlow), then runs uvicorn."""
+    """`mmkeras serve MODEL_DIR`: checks the model directory (without TensorFlow), loads it, runs uvicorn."""
     from mmkeras.export import read_metadata
 
     try:
@@ -295,12 +335,26 @@ def run_serve(args, prog: str = "mmkeras serve") -> int:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     _quiet_tensorflow()
-    from mmkeras.serving import serve
+    import uvicorn
 
+    from mmkeras.serving import exposure_warning, make_server_config
+
+    try:  # loads the model after checking metadata.json against its signature
+        config = make_server_config(args.model_dir, host=args.host, port=args.port,
+                                    max_body_bytes=int(args.max_body_mb * 2**20), max_batch=args.max_batch,
+                                    limit_concurrency=args.limit_concurrency, read_timeout=args.read_timeout,
+                                    allowed_hosts=args.allowed_host, docs=args.docs)
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    warning = exposure_warning(args.host, args.allowed_host)
+    if warning:
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
     inputs = ", ".join(f"{name} {spec['dtype']} {spec['shape']}" for name, spec in metadata["inputs"].items())
+    where = "127.0.0.1" if args.host in ("0.0.0.0", "::") else f"[{args.host}]" if ":" in args.host else args.host
     print(f"{prog}: {metadata['model_name']} ({inputs}) -> {metadata['label']}; "
-          f"open http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    serve(args.model_dir, host=args.host, port=args.port, max_body_bytes=int(args.max_body_mb * 2**20))
+          f"open http://{where}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.Server(config).run()
     return EXIT_OK
 
 

@@ -56,7 +56,6 @@ from mmkeras.export.tflite import TFLITE_QUANTIZATIONS, export_tflite
 _SPECTROGRAM_NAMES = ("PortableMelSpectrogram", "QUANTIZATION_MIN_ELEMENTS", "mel_in_float_blocks", "stft_magnitude",
                       "with_portable_spectrograms")
 
-_all_layers = all_layers  # the name notebook 14 used before `all_layers` was public; prefer `all_layers`
 
 __all__ = [
     "EXAMPLES_FILE", "FLOAT_FORMATS", "FLOAT_TOLERANCE", "FORMATS", "METADATA_FILE", "METADATA_VERSION",
