@@ -20,10 +20,10 @@ import pathlib
 import sys
 
 try:
-    from mmkeras.cli import add_download_arguments, run_download
+    from mmkeras.apps.cli import add_download_arguments, run_download
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from mmkeras.cli import add_download_arguments, run_download
+    from mmkeras.apps.cli import add_download_arguments, run_download
 
 
 def main(argv: list[str] | None = None) -> int:

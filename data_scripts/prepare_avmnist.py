@@ -18,10 +18,10 @@ import pathlib
 import sys
 
 try:
-    from mmkeras.cli import add_prepare_arguments, run_prepare
+    from mmkeras.apps.cli import add_prepare_arguments, run_prepare
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from mmkeras.cli import add_prepare_arguments, run_prepare
+    from mmkeras.apps.cli import add_prepare_arguments, run_prepare
 
 
 def main(argv: list[str] | None = None) -> int:

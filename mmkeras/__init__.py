@@ -19,18 +19,18 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.losses      multi-task losses: learned uncertainty weighting, the full binary cross-entropy
     mmkeras.ensemble    decision-level fusion and ensembles: averaging, voting, learned weights
     mmkeras.missing     modality dropout and the accuracy with a modality removed
-    mmkeras.quickstart  the main job behind `mmkeras quickstart`
-    mmkeras.compare     every fusion strategy on the same data: `mmkeras compare-fusions`
     mmkeras.generative  GANs: DCGAN, a text-conditioned GAN, sample grids, conditional accuracy, Fréchet distance
     mmkeras.contrastive CLIP-style dual encoder (CLIPModel), clip_loss, retrieval recall@k, zero-shot by captions
     mmkeras.matching    image-text matching with cross-modal attention and hard negatives
     mmkeras.captioning  a caption model (image -> Transformer decoder), greedy decoding, BLEU
-    mmkeras.bench_generative  the three chapters measured: `mmkeras bench-generative`
     mmkeras.export      SavedModel / TFLite (float32, float16, int8) / ONNX export, pruning, parity checks
     mmkeras.serving     the HTTP inference service behind `mmkeras serve MODEL_DIR` (FastAPI + uvicorn)
     mmkeras.pretrain    the course's own pretrained presets (MLM BERT, pretext CNN); freeze / unfreeze / fine-tune
     mmkeras.distribute  tf.distribute: one training under no strategy, MirroredStrategy and
                         MultiWorkerMirroredStrategy; keras.distribution on JAX
+
+The command-line jobs behind `mmkeras quickstart`, `compare-fusions`, `bench-generative` and the notebook
+tooling live in `mmkeras.apps`: they use the library, they are not part of it.
 
 `import mmkeras` is light: TensorFlow, Keras, keras-hub and matplotlib are imported the first time a name
 that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ...), so `mmkeras --help` and
@@ -40,13 +40,63 @@ that needs them is used (`mmkeras.models`, `mmkeras.build_fusion_classifier`, ..
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names below are imported on first use
+    from mmkeras import (  # noqa: F401
+        captioning,
+        config,
+        contrastive,
+        data,
+        distribute,
+        encoders,
+        ensemble,
+        export,
+        fusion,
+        generative,
+        losses,
+        matching,
+        metrics,
+        missing,
+        models,
+        optimizers,
+        pretrain,
+        saving,
+        serving,
+        task,
+        testing,
+        training,
+        viz,
+    )
+    from mmkeras.config import by_mode, is_smoke, seed_everything  # noqa: F401
+    from mmkeras.contrastive import CLIPModel  # noqa: F401
+    from mmkeras.data import (  # noqa: F401
+        DataSchema,
+        LabelSpec,
+        ModalitySpec,
+        MultimodalData,
+        load_scene_splits,
+        load_splits,
+        make_scenes,
+        make_synthetic,
+        to_dataset,
+    )
+    from mmkeras.fusion import ConcatenationFusion  # noqa: F401
+    from mmkeras.models import FusionClassifier, build_fusion_classifier  # noqa: F401
+    from mmkeras.saving import load_model  # noqa: F401
+    from mmkeras.training import (  # noqa: F401
+        evaluate_classifier,
+        fit_classifier,
+        predict_classes,
+        predict_proba,
+        train_and_evaluate,
+    )
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("bench_generative", "captioning", "compare", "config", "contrastive", "data", "distribute",
-               "encoders", "ensemble", "export", "fusion", "generative", "losses", "matching", "metrics", "missing",
-               "models", "notebooks", "optimizers", "pretrain", "quickstart", "saving", "serving", "task", "testing",
-               "training", "viz")
+_SUBMODULES = ("captioning", "config", "contrastive", "data", "distribute", "encoders", "ensemble", "export", "fusion",
+               "generative", "losses", "matching", "metrics", "missing", "models", "optimizers", "pretrain", "saving",
+               "serving", "task", "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",
@@ -88,4 +138,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return __all__
+    return __all__ + ["__version__"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from mmkeras.cli import main
+from mmkeras.apps.cli import main
 
 sys.exit(main())

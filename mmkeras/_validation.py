@@ -8,6 +8,8 @@ numbers (`True` is not a size), and every helper returns the value as a plain Py
 from __future__ import annotations
 
 import numbers
+import re
+import unicodedata
 
 import numpy as np
 
@@ -86,11 +88,41 @@ def check_bool(name: str, value) -> bool:
     return bool(value)
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.-]*")
+"""What `check_name` accepts: TensorFlow's scope-name pattern (`^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$`) without
+`/`, `\\` and `>`, so that a name is also a file name part on every system."""
+
+
+def _ascii_suggestion(value: str) -> str | None:
+    """`value` made valid: accents dropped (`é -> e`), other characters replaced by `_`; `None` if nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("_-")
+    return suggestion if NAME_PATTERN.fullmatch(suggestion) and re.search(r"[A-Za-z0-9]", suggestion) else None
+
+
 def check_name(name: str, value) -> str:
-    """A non-empty string usable as a key, a layer name or a file name part."""
-    if not isinstance(value, str) or not value or "/" in value:
-        raise ValueError(f"`{name}` must be a non-empty string without '/'. Received: {name}={value!r}")
-    return value
+    """A non-empty ASCII name usable as a key, a Keras layer name, a TensorFlow scope name and a file name part.
+
+    Allowed: letters `A-Z a-z`, digits, `_`, `.` and `-`, not starting with `_` or `-` (TensorFlow refuses
+    such scope names, and `fit` would fail far from where the name was chosen).
+
+    Example:
+    >>> check_name("name", "left_cam")
+    'left_cam'
+    >>> check_name("name", "left cam")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `name` must be an ASCII name: ... Try 'left_cam'. Received: name='left cam'
+    """
+    if isinstance(value, str) and NAME_PATTERN.fullmatch(value):
+        return value
+    hint = ""
+    if isinstance(value, str) and value:
+        suggestion = _ascii_suggestion(value)
+        hint = (f" Try {suggestion!r}." if suggestion else
+                " Use an ASCII word for it, a translation or a transliteration (e.g. 'depth' or 'shendu' for '深度').")
+    raise ValueError(f"`{name}` must be an ASCII name: letters, digits, '_', '.' or '-', not starting with '_' or '-' "
+                     f"(it becomes a Keras layer name and a TensorFlow scope name).{hint} Received: {name}={value!r}")
 
 
 def check_shape(name: str, value, rank: int | None = None) -> tuple:

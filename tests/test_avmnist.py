@@ -204,7 +204,7 @@ def test_every_model_of_the_course_runs_on_it(prepared):
     """The fusion zoo's builder and the default encoders take AV-MNIST's schema as it is: a few steps train."""
     import keras
 
-    from mmkeras.compare import build_for_strategy
+    from mmkeras.apps.compare import build_for_strategy
     from mmkeras.models import build_fusion_classifier
     from mmkeras.training import fit_classifier
 
@@ -237,7 +237,7 @@ def test_fallback_uses_the_stand_in_only_for_the_half_that_failed(tmp_path, mirr
 
 
 def test_cli_prepares_the_fixture_offline(tmp_path, capsys):
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     assert main(["prepare", "avmnist", "--fixture", "--data-dir", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -270,7 +270,7 @@ def test_the_jax_program_is_a_module_that_checks_its_command_line():
 
 def test_cli_distribute_refuses_a_batch_that_the_workers_cannot_share(capsys):
     """`mmkeras distribute --workers 3`: B = 32 is not a multiple of 3 replicas: exit 2 with the reason."""
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     assert main(["distribute", "--workers", "3", "--train-size", "64", "--epochs", "1"]) == 2
     assert "mmkeras distribute: error:" in capsys.readouterr().err

@@ -1030,7 +1030,7 @@ def _data_script():
 
 
 def _mmkeras_download(argv):
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     return main(["download", *argv])
 

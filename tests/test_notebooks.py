@@ -15,7 +15,7 @@ import sys
 import nbformat
 import pytest
 
-from mmkeras.notebooks import clean_outputs, execute_notebook, find_noise
+from mmkeras.apps.notebooks import clean_outputs, execute_notebook, find_noise
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -273,7 +273,7 @@ def test_save_course_presets_writes_loadable_presets(tmp_path):
 
 
 def test_cli_pretrain_writes_presets_that_from_preset_loads(tmp_path, capsys):
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     out = tmp_path / "presets"
     code = main(["pretrain", str(out), "--mlm-epochs", "1", "--pretext-epochs", "1", "--corpus-size", "16",

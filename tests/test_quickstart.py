@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
+from mmkeras.apps.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
 
 NAMES = ["text", "image", "audio", "video", "concat"]
 SMALL = QuickstartConfig(train_size=64, val_size=8, test_size=32, epochs=1, seed=0)
@@ -93,7 +93,7 @@ def test_cli_rejects_a_bad_smoke_switch(tmp_path):
 
 def test_import_and_download_list_never_load_tensorflow(tmp_path):
     """`import mmkeras`, `mmkeras --help` and `mmkeras download --list` stay light and print no TensorFlow line."""
-    check = ("import mmkeras, sys; mmkeras.data; mmkeras.config; from mmkeras.cli import main; main(['download', "
+    check = ("import mmkeras, sys; mmkeras.data; mmkeras.config; from mmkeras.apps.cli import main; main(['download', "
              "'--list']); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF loaded'")
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)

@@ -68,7 +68,7 @@ def test_readme_python_snippets_run_as_written(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     accuracies = [float(line) for line in done.stdout.split()]
-    assert len(accuracies) == 2 and min(accuracies) > 0.8, accuracies  # the snippets' data is easy by design
+    assert len(accuracies) == 4 and min(accuracies) > 0.8, accuracies  # the snippets' data is easy by design
 
 
 def test_requirements_do_not_declare_unused_packages():

@@ -34,6 +34,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from live_server import browser_page, running
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 READ_TIMEOUT = 1.5
@@ -82,33 +83,13 @@ def _settings(**changes) -> dict:
             "log_level": "warning"} | changes
 
 
-@contextlib.contextmanager
-def _running(config):
-    """uvicorn running `config` in a thread of this process; yields `(server, url, thread)`, then stops it."""
-    import uvicorn
-
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start within 20 s"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield server, f"http://127.0.0.1:{port}", thread
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
 @pytest.fixture(scope="session")
 def served(predictor):
     """`(config, url)`: the app of `make_server_config(...)` served by uvicorn on 127.0.0.1, a free port."""
     from mmkeras.serving import make_server_config
 
     config = make_server_config(predictor, **_settings())
-    with _running(config) as (_, url, _):
+    with running(config) as (_, url, _):
         yield config, url
 
 
@@ -534,7 +515,7 @@ def test_over_the_concurrency_limit_new_requests_get_503_and_connections_are_cap
     config = make_server_config(predictor, **_settings(limit_concurrency=4, read_timeout=30))
     cap = connection_cap(4)
     assert cap == config.http.max_connections == 16
-    with _running(config) as (_, url, _):
+    with running(config) as (_, url, _):
         idle = [_connect(url) for _ in range(4)]
         try:
             time.sleep(0.2)  # the server registers them
@@ -588,7 +569,7 @@ def test_shutdown_is_bounded_while_a_client_stalls(predictor):
     from mmkeras.serving import make_server_config
 
     config = make_server_config(predictor, **_settings(read_timeout=30, graceful_timeout=1))
-    with _running(config) as (server, url, thread), _server_log() as records:
+    with running(config) as (server, url, thread), _server_log() as records:
         sock = _stalled_post(url)
         time.sleep(0.3)  # the app is reading the body
         start = time.monotonic()
@@ -685,7 +666,7 @@ def test_metadata_is_checked_against_the_signature_at_start_up(model_dir, tmp_pa
 def test_cli_refuses_metadata_that_does_not_match(model_dir, tmp_path, capsys, monkeypatch):
     import uvicorn
 
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: pytest.fail("the server started"))
     assert main(["serve", str(_edited_copy(model_dir, tmp_path, class_names=["a", "b", "c"]))]) == 2
@@ -715,7 +696,7 @@ def test_docs_are_off_by_default_and_escape_the_model_name(client, predictor):
 def test_a_model_directory_is_called_a_program_in_help_and_docs(capsys):
     """Review 05 S1: nothing said that serving a model directory runs its code."""
     import mmkeras.serving
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     with pytest.raises(SystemExit) as done:
         main(["serve", "--help"])
@@ -740,7 +721,7 @@ def test_a_model_directory_is_called_a_program_in_help_and_docs(capsys):
 ])
 def test_bad_serve_flags_are_usage_errors(argv, tmp_path, capsys):
     """Review 05 S14: `--max-body-mb inf` or `1e-9` ended in a traceback after TensorFlow had started (exit 1)."""
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     with pytest.raises(SystemExit) as error:
         main(["serve", str(tmp_path), *argv])
@@ -749,7 +730,8 @@ def test_bad_serve_flags_are_usage_errors(argv, tmp_path, capsys):
 
 
 def test_bad_serve_flags_fail_before_tensorflow_is_imported(tmp_path):
-    code = ("import sys\nfrom mmkeras.cli import main\ntry:\n    main(['serve', sys.argv[1], '--max-body-mb', 'inf'])\n"
+    code = ("import sys\nfrom mmkeras.apps.cli import main\n"
+            "try:\n    main(['serve', sys.argv[1], '--max-body-mb', 'inf'])\n"
             "except SystemExit as done:\n    print(done.code, 'tensorflow' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["2", "False"], result.stderr
@@ -757,7 +739,7 @@ def test_bad_serve_flags_fail_before_tensorflow_is_imported(tmp_path):
 
 
 def test_cli_flag_ranges_are_the_library_limits(tmp_path):
-    from mmkeras.cli import build_parser
+    from mmkeras.apps.cli import build_parser
     from mmkeras.serving import LIMITS
 
     parse = build_parser().parse_args
@@ -776,7 +758,7 @@ def test_serve_and_the_cli_run_make_server_config(model_dir, predictor, served, 
     """`serve()` and `mmkeras serve` run `make_server_config` with its defaults: what the tests above serve."""
     import uvicorn
 
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
     from mmkeras.serving import DeadlineH11Protocol, connection_cap, serve
 
     started = []
@@ -803,7 +785,7 @@ def _descriptors() -> int:
 
 
 def test_cli_serve_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
-    from mmkeras.cli import main
+    from mmkeras.apps.cli import main
 
     assert main(["serve", str(tmp_path)]) == 2
     assert "mmkeras serve: error:" in capsys.readouterr().err
@@ -828,35 +810,9 @@ def test_real_socket_valid_and_invalid_requests(server, example):
 # ------------------------------------------------------------------------------------------ the web page
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-@contextlib.contextmanager
-def _page(url):
-    """A headless Chromium page opened at `url`, closed afterwards; skips when no Chromium is installed."""
-    from playwright import sync_api as playwright  # a test dependency: missing it fails, it does not skip
-
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("No Chromium installed: `apt-get install -y chromium` (Debian) runs this browser test")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            yield page
-        finally:
-            browser.close()
-
-
 def test_web_page_shows_a_prediction_in_headless_chromium(server, client):
     expected = client.post("/predict", json={"inputs": client.get("/examples/2").json()["inputs"]}).json()
-    with _page(server + "/") as page:
+    with browser_page(server + "/") as page:
         page.wait_for_selector("#example-select option", state="attached")
         assert page.locator("#predict").is_disabled()
         page.select_option("#example-select", "2")
@@ -882,7 +838,7 @@ def test_web_page_predicts_from_uploaded_picture_and_sound(server, tmp_path):
     with wave.open(str(sound), "wb") as out:  # 0.5 s of a 440 Hz tone at 16 kHz: the page resamples to 8 kHz
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
         out.writeframes((8000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype("<i2").tobytes())
-    with _page(server + "/") as page:
+    with browser_page(server + "/") as page:
         page.wait_for_selector("#file-image", state="attached")
         page.set_input_files("#file-image", str(picture))
         page.wait_for_function("document.querySelector('#input-status').textContent.includes('digit.png')")

@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from mmkeras.notebooks import execute_notebook
+from mmkeras.apps.notebooks import execute_notebook
 
 
 def main(argv=None) -> int:

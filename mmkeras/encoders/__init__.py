@@ -12,15 +12,19 @@ the modality's `kind` picks the builder, its shape sizes the input, and each enc
 
 from __future__ import annotations
 
-from mmkeras.encoders.audio import build_audio_encoder, mel_spectrogram_layer
+import warnings
+
+from mmkeras.encoders.audio import DecibelFloor, build_audio_encoder, mel_spectrogram_layer
 from mmkeras.encoders.image import (
     InferenceMode,
+    TrainingOnly,
     build_conv_stack,
     build_image_encoder,
     build_pretrained_image_encoder,
 )
 from mmkeras.encoders.masking import PaddingMask
 from mmkeras.encoders.text import BertTextEncoder, build_bert_text_encoder, build_text_encoder, learn_vocabulary
+from mmkeras.encoders.timeseries import ChannelStandardization, build_timeseries_encoder
 from mmkeras.encoders.vector import build_vector_encoder
 from mmkeras.encoders.video import build_video_encoder
 
@@ -30,6 +34,7 @@ BUILDERS = {
     "audio": build_audio_encoder,
     "video": build_video_encoder,
     "vector": build_vector_encoder,
+    "timeseries": build_timeseries_encoder,
 }
 """The default builder of each kind of modality (`mmkeras.data.KINDS`)."""
 
@@ -40,11 +45,21 @@ def build_encoder(spec, **kwargs):
     The spec's shape, sample rate and vocabulary fill in the builder's arguments; `kwargs` override them or
     set anything else (`hidden_dim=`, `kind="cnn"`, ...).
 
+    Image pixels: the image encoder expects values in [0, 1]. A modality declared (or inferred from a NumPy
+    array) as `dtype="uint8"` holds 0-255 pixels, so its encoder starts with `Rescaling(1 / 255)` and the
+    model takes the pixels as they come. Other integer images (`"int32"`) have no known range: they are fed
+    as they are, with a warning, unless you pass `rescale=` yourself (e.g. `rescale=1 / 255`, or `None` to
+    silence it); floats are taken to be in [0, 1] already. Integer videos are fed as they are, with a warning.
+
     Example:
     >>> from mmkeras.data import ModalitySpec
     >>> encoder = build_encoder(ModalitySpec("left_cam", (28, 28)))
     >>> encoder.name, encoder.input_shape
     ('left_cam_encoder', (None, 28, 28))
+    >>> build_encoder(ModalitySpec("eeg", (128, 4))).output_shape  # a time series: Conv1D blocks
+    (None, 32)
+    >>> build_encoder(ModalitySpec("cam", (28, 28), dtype="uint8")).get_layer("rescaling").scale
+    0.00392156862745098
     """
     from mmkeras.data.schema import ModalitySpec
 
@@ -57,6 +72,18 @@ def build_encoder(spec, **kwargs):
         arguments |= {"num_samples": spec.shape[0], "sample_rate": spec.sample_rate}
     else:
         arguments["input_shape"] = spec.shape
+    if spec.kind == "image" and spec.dtype == "uint8":
+        arguments["rescale"] = 1 / 255  # 0-255 pixels -> [0, 1], what the encoder expects
+    elif spec.kind == "image" and spec.dtype == "int32" and "rescale" not in kwargs:
+        warnings.warn(
+            f"Image modality {spec.name!r} holds integers (int32) of unknown range, fed to its encoder as they are; "
+            f"it expects values in [0, 1]. For 0-255 pixels give the array as uint8, or pass "
+            f"{spec.name}={{'rescale': 1 / 255}} (`rescale=None` keeps the values and silences this warning).",
+            stacklevel=2,
+        )
+    elif spec.kind == "video" and spec.dtype in ("uint8", "int32"):
+        warnings.warn(f"Video modality {spec.name!r} holds integers ({spec.dtype}), fed to its encoder as they are; "
+                      f"it expects values in [0, 1]: divide the frames by 255 (as float32) first.", stacklevel=2)
     return BUILDERS[spec.kind](**(arguments | kwargs))
 
 
@@ -105,8 +132,11 @@ def build_encoders(data, modalities=None, **overrides) -> dict:
 __all__ = [
     "BUILDERS",
     "BertTextEncoder",
+    "ChannelStandardization",
+    "DecibelFloor",
     "InferenceMode",
     "PaddingMask",
+    "TrainingOnly",
     "build_audio_encoder",
     "build_bert_text_encoder",
     "build_conv_stack",
@@ -115,6 +145,7 @@ __all__ = [
     "build_image_encoder",
     "build_pretrained_image_encoder",
     "build_text_encoder",
+    "build_timeseries_encoder",
     "build_vector_encoder",
     "build_video_encoder",
     "learn_vocabulary",

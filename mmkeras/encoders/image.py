@@ -1,7 +1,8 @@
 """Image feature extractors: a small CNN trained from scratch, or a pretrained keras-hub backbone.
 
-Augmentation uses `keras.layers` (the successor of keras-cv's augmentation layers): it is active only in
-training and is a no-op at inference.
+Augmentation uses `keras.layers` (the successor of keras-cv's augmentation layers) inside `TrainingOnly`:
+it runs in `fit` (`training=True`) and nowhere else, so `model(x)`, `model.predict(x)` and an exported
+model give the same, deterministic answer.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ import keras
 import keras_hub
 from keras import layers
 
-from mmkeras._validation import check_bool, check_fraction, check_int, check_positive_ints, check_shape
+from mmkeras._validation import (
+    check_bool,
+    check_fraction,
+    check_int,
+    check_number,
+    check_positive_ints,
+    check_shape,
+)
 
 DEFAULT_IMAGE_SHAPE = (32, 32, 3)  # the moving toys' pictures
 
@@ -43,6 +51,35 @@ class InferenceMode(layers.Wrapper):
 
     def compute_output_spec(self, inputs, training=None):
         return self.layer.compute_output_spec(inputs)
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class TrainingOnly(layers.Wrapper):
+    """Runs the wrapped layer only when called with `training=True`; otherwise passes the input through.
+
+    Keras's random augmentation layers treat a missing `training` argument as `True`, so a model that holds
+    them augments under a plain `model(x)` call although `predict` does not. This wrapper treats a missing
+    `training` as `False`: `fit` augments, every other call sees the input unchanged.
+
+    Args:
+        layer: keras.layers.Layer. The augmentation (or other training-time) layer.
+        **kwargs: passed on to `keras.layers.Wrapper`.
+
+    Example:
+    >>> shift = TrainingOnly(layers.RandomTranslation(0.5, 0.5, seed=0))
+    >>> x = keras.ops.ones((1, 8, 8, 1))
+    >>> bool(keras.ops.all(shift(x) == x))
+    True
+    """
+
+    def call(self, inputs, training=None):
+        return self.layer(inputs, training=True) if training else inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, inputs, training=None):
+        return keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
 
 
 def as_channels_last(image, input_shape):
@@ -87,6 +124,7 @@ def build_image_encoder(
     output_dim: int = 64,
     dropout: float = 0.1,
     augment: bool = True,
+    rescale: float | None = None,
     name: str = "image_encoder",
     input_name: str = "image",
 ) -> keras.Model:
@@ -102,7 +140,11 @@ def build_image_encoder(
         filters: tuple of int. Filters of each conv block. Defaults to `(16, 32, 64)`.
         output_dim: int. Size of the feature vector. Defaults to `64`.
         dropout: float. Dropout before the last Dense, in [0, 1). Defaults to `0.1`.
-        augment: bool. Random translation and zoom while training. Defaults to `True`.
+        augment: bool. Random translation and zoom in `fit` only (`TrainingOnly`). Defaults to `True`.
+        rescale: float or None. Multiplies the pixels right after the input (`layers.Rescaling`), e.g. `1 / 255`
+            for 0-255 pixels, so that the model (and a saved or exported copy) takes the images as they come.
+            `None` (default) takes values in [0, 1] as they are. `mmkeras.encoders.build_encoder` passes
+            `1 / 255` for a modality declared `dtype="uint8"`.
         name: str. The model's name. Defaults to `"image_encoder"`.
         input_name: str. The name of the model's input. Defaults to `"image"`.
 
@@ -117,15 +159,18 @@ def build_image_encoder(
     output_dim = check_int("output_dim", output_dim)
     check_fraction("dropout", dropout)
     check_bool("augment", augment)
+    if rescale is not None:
+        rescale = check_number("rescale", rescale, low=0, low_inclusive=False)
     input_shape = check_shape("input_shape", input_shape)
     if len(input_shape) not in (2, 3):
         raise ValueError(f"`input_shape` must be (height, width) or (height, width, channels). "
                          f"Received: input_shape={input_shape!r}")
     image = keras.Input(shape=input_shape, name=input_name)  # (batch, h, w[, c])
-    x = as_channels_last(image, input_shape)  # (batch, h, w, c)
-    if augment:  # active only with training=True: a no-op at inference
-        x = layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", name="random_translation")(x)
-        x = layers.RandomZoom(0.1, fill_mode="nearest", name="random_zoom")(x)
+    x = image if rescale is None else layers.Rescaling(rescale, name="rescaling")(image)  # e.g. 0-255 -> [0, 1]
+    x = as_channels_last(x, input_shape)  # (batch, h, w, c)
+    if augment:  # only in fit (training=True); model(x) and predict see the image as it is
+        x = TrainingOnly(layers.RandomTranslation(0.1, 0.1, fill_mode="nearest"), name="random_translation")(x)
+        x = TrainingOnly(layers.RandomZoom(0.1, fill_mode="nearest"), name="random_zoom")(x)
     x = build_conv_stack(filters, name="conv_stack", input_shape=tuple(x.shape[1:]))(x)  # (batch, filters[-1])
     x = layers.Dropout(dropout, name="dropout")(x)
     features = layers.Dense(output_dim, activation="relu", name="image_features")(x)  # (batch, output_dim)

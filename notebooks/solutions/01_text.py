@@ -33,7 +33,8 @@ def splits():
 
 def build_rnn_classifier():
     """The notebook's classifier: caption -> bidirectional GRU -> hidden layer -> 8 logits."""
-    return mmkeras.build_fusion_classifier({"text": mmkeras.encoders.build_text_encoder("rnn", vocabulary=VOCABULARY)}, num_classes=8)
+    encoder = mmkeras.encoders.build_text_encoder("rnn", vocabulary=VOCABULARY)
+    return mmkeras.build_fusion_classifier({"text": encoder}, num_classes=8)
 
 
 @functools.lru_cache(maxsize=1)

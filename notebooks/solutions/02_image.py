@@ -57,7 +57,8 @@ def exercise_2():
     splits = mmkeras.load_splits(*SIZES)
     heads = {"shape": 2, "color": 2, "direction": 2}
     mmkeras.seed_everything(0)
-    model = mmkeras.build_fusion_classifier({"image": mmkeras.encoders.build_image_encoder()}, aux_heads=heads, num_classes=8)
+    model = mmkeras.build_fusion_classifier({"image": mmkeras.encoders.build_image_encoder()}, num_classes=8,
+                                            aux_heads=heads)
     mmkeras.fit_classifier(model, splits["train"], splits["val"], epochs=EPOCHS, label_keys=["label", *heads])
     test = splits["test"]
     assert set(model.output) == {"label", *heads}, sorted(model.output)

@@ -13,14 +13,14 @@ import numpy as np
 import tensorflow as tf  # only for its logger
 
 import mmkeras
-from mmkeras.compare import SEQUENCE_KINDS
+from mmkeras.apps.compare import SEQUENCE_KINDS
+from mmkeras.apps.quickstart import QuickstartConfig
 from mmkeras.data import SCHEMA
 from mmkeras.encoders import build_encoders
 from mmkeras.fusion import CrossModalAttention, LowRankTensorFusion, TensorFusion
 from mmkeras.fusion._projections import ProjectedFusion
 from mmkeras.missing import evaluate_missing
 from mmkeras.models import FusionClassifier
-from mmkeras.quickstart import QuickstartConfig
 from mmkeras.training import train_and_evaluate
 
 tf.get_logger().setLevel("ERROR")

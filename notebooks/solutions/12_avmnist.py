@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf  # only for its logger
 
 import mmkeras
-from mmkeras.compare import compare_fusions
+from mmkeras.apps.compare import compare_fusions
+from mmkeras.apps.quickstart import QuickstartConfig
 from mmkeras.data.avmnist import cache_info, load_avmnist, prepare_avmnist
 from mmkeras.models import build_fusion_classifier
-from mmkeras.quickstart import QuickstartConfig
 from mmkeras.training import train_and_evaluate
 
 tf.get_logger().setLevel("ERROR")

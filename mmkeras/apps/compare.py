@@ -11,9 +11,9 @@ import dataclasses
 import time
 
 from mmkeras._validation import check_fraction
-from mmkeras.quickstart import QuickstartConfig
+from mmkeras.apps.quickstart import QuickstartConfig
 
-SEQUENCE_KINDS = ("text", "audio", "video")
+SEQUENCE_KINDS = ("text", "audio", "video", "timeseries")
 """Modalities whose encoders can return token sequences (the image CNN returns one vector, a single token)."""
 
 

@@ -397,7 +397,7 @@ def _quiet_tensorflow():
 
 
 def _write_outputs(results, out_dir, json_path, figure_name, make_figure) -> dict:
-    from mmkeras.quickstart import save_outputs
+    from mmkeras.apps.quickstart import save_outputs
 
     return save_outputs(results, out_dir, json_path, figure_name=figure_name, make_figure=make_figure)
 
@@ -406,9 +406,9 @@ def _compare_fusions(args) -> int:
     import dataclasses
 
     _quiet_tensorflow()
-    from mmkeras.compare import compare_fusions, format_comparison, plot_comparison
+    from mmkeras.apps.compare import compare_fusions, format_comparison, plot_comparison
+    from mmkeras.apps.quickstart import QuickstartConfig
     from mmkeras.config import is_smoke
-    from mmkeras.quickstart import QuickstartConfig
 
     names = [n.strip() for n in args.strategies.split(",")] if args.strategies else None
     try:
@@ -435,7 +435,7 @@ def _compare_fusions(args) -> int:
 
 
 def _bench_generative(args) -> int:
-    from mmkeras.bench_generative import PARTS, bench_generative, format_bench
+    from mmkeras.apps.bench_generative import PARTS, bench_generative, format_bench
     from mmkeras.config import is_smoke
 
     parts = [p.strip() for p in args.parts.split(",")] if args.parts else list(PARTS)
@@ -461,8 +461,8 @@ def _quickstart(args) -> int:
     import dataclasses
 
     _quiet_tensorflow()
+    from mmkeras.apps.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
     from mmkeras.config import is_smoke
-    from mmkeras.quickstart import QuickstartConfig, format_table, run_quickstart, save_outputs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
     try:
