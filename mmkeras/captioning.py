@@ -196,8 +196,8 @@ class CaptionModel(TaskModel):
     Example:
     >>> model = CaptionModel(filters=(4, 8), hidden_dim=8, intermediate_dim=8)
     >>> inputs, targets = model.tokenizer.teacher_forcing(["a small red cross at the top left"])
-    >>> model({"image": np.zeros((1, 32, 32, 3), "float32"), "tokens": inputs}).shape
-    TensorShape([1, 9, 26])
+    >>> tuple(model({"image": np.zeros((1, 32, 32, 3), "float32"), "tokens": inputs}).shape)
+    (1, 9, 26)
     >>> len(model.generate(np.zeros((2, 32, 32, 3), "float32")))
     2
     """

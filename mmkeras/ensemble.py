@@ -94,8 +94,8 @@ class DecisionFusion(layers.Layer):
 
     Example:
     >>> fusion = DecisionFusion(3)
-    >>> fusion(keras.ops.zeros((2, 3, 5))).shape
-    TensorShape([2, 5])
+    >>> tuple(fusion(keras.ops.zeros((2, 3, 5))).shape)
+    (2, 5)
     """
 
     def __init__(self, members, **kwargs):

@@ -83,8 +83,8 @@ class ImageTextMatcher(TaskModel):
     Example:
     >>> import tensorflow as tf
     >>> matcher = ImageTextMatcher(filters=(4, 8), embedding_dim=8, width=8, hidden_dim=8)
-    >>> matcher({"image": keras.ops.zeros((2, 32, 32, 3)), "text": tf.constant(["a small red cross"] * 2)}).shape
-    TensorShape([2, 1])
+    >>> tuple(matcher({"image": keras.ops.zeros((2, 32, 32, 3)), "text": tf.constant(["a small red cross"] * 2)}).shape)
+    (2, 1)
     """
 
     def __init__(self, vocabulary=SCENE_VOCABULARY, sequence_length=SCENE_CAPTION_LENGTH,

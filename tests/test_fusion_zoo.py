@@ -33,7 +33,7 @@ SMALL = {"output_dim": 8, "width": 8, "rank": 8, "intermediate_dim": 16}
 
 def _small(name):
     entry = FUSIONS[name]
-    return entry.build(**{k: v for k, v in SMALL.items() if k in entry.defaults})
+    return entry.make(**{k: v for k, v in SMALL.items() if k in entry.defaults})
 
 
 def _model(layer, shapes):
@@ -56,7 +56,7 @@ def test_layer_contract(name, tmp_path):
     testing.check_shapes(model, inputs, (4, width))
     testing.check_save_load(model, inputs, tmp_path)
     testing.check_gradients(model, inputs)
-    testing.check_mixed_precision(lambda dtype: FUSIONS[name].build(dtype=dtype, **{
+    testing.check_mixed_precision(lambda dtype: FUSIONS[name].make(dtype=dtype, **{
         k: v for k, v in SMALL.items() if k in FUSIONS[name].defaults}), [SEQUENCE, CONTEXT])
 
 

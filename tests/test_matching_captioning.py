@@ -275,7 +275,9 @@ def test_matcher_report_and_attention(scenes):
     model = ImageTextMatcher(**TINY_MATCHER)
     pairs = make_matching_pairs(scenes, 1, 0, seed=0)
     report = matching_report(model, pairs)
-    assert 0 <= report["accuracy"] <= 1 and "positives" in report
+    correct = (match_logits(model, pairs) > 0) == (pairs.labels["match"] == 1)
+    assert report["accuracy"] == pytest.approx(correct.mean())
+    assert report["positives"] == pytest.approx(correct[pairs.labels["match"] == 1].mean())
     attention = word_attention(model, scenes.features["image"][:2], scenes.features["text"][:2])
     assert attention.shape == (2, 8, 8, 8)  # (batch, words, grid rows, grid columns) for filters (4, 8)
     words = [len(str(t).split()) for t in scenes.features["text"][:2]]

@@ -44,7 +44,7 @@ def build_for_strategy(name: str, schema, modality_dropout: float = 0.0):
         raise ValueError(f"A classifier needs a labelled dataset. Received a schema without labels: {schema}")
     encoders = build_encoders(data if data is not None else schema, **overrides)
     return FusionClassifier(encoders, heads={schema.labels[0].name: schema.labels[0].num_classes},
-                            fusion=entry.build(),
+                            fusion=entry.make(),
                             modality_dropout=modality_dropout, name=name)
 
 

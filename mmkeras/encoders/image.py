@@ -39,8 +39,8 @@ class InferenceMode(layers.Wrapper):
 
     Example:
     >>> frozen_bn = InferenceMode(layers.BatchNormalization())
-    >>> frozen_bn(keras.ops.ones((2, 3)), training=True).shape
-    TensorShape([2, 3])
+    >>> tuple(frozen_bn(keras.ops.ones((2, 3)), training=True).shape)
+    (2, 3)
     """
 
     def call(self, inputs, training=None):
@@ -153,8 +153,8 @@ def build_image_encoder(
 
     Example:
     >>> encoder = build_image_encoder()
-    >>> encoder(keras.ops.zeros((2, 32, 32, 3))).shape
-    TensorShape([2, 64])
+    >>> tuple(encoder(keras.ops.zeros((2, 32, 32, 3))).shape)
+    (2, 64)
     """
     output_dim = check_int("output_dim", output_dim)
     check_fraction("dropout", dropout)

@@ -90,8 +90,8 @@ def build_text_encoder(
     Example:
     >>> from mmkeras.data import VOCABULARY
     >>> encoder = build_text_encoder(vocabulary=VOCABULARY)
-    >>> encoder(keras.ops.convert_to_tensor(["a red toy moves to the left"])).shape
-    TensorShape([1, 64])
+    >>> tuple(encoder(keras.ops.convert_to_tensor(["a red toy moves to the left"])).shape)
+    (1, 64)
     """
     check_choice("kind", kind, ("rnn", "transformer"))
     if vocabulary is None:
@@ -170,8 +170,8 @@ class BertTextEncoder(keras.Model):
     Example:
     >>> from mmkeras.data import VOCABULARY
     >>> encoder = build_bert_text_encoder(vocabulary=VOCABULARY)  # a BertTextEncoder around a tiny random BERT
-    >>> encoder(tf.constant(["a red toy moves to the left"])).shape
-    TensorShape([1, 32])
+    >>> tuple(encoder(tf.constant(["a red toy moves to the left"])).shape)
+    (1, 32)
     """
 
     input_signature = ((), "string")
@@ -260,8 +260,8 @@ def build_bert_text_encoder(
     Example:
     >>> from mmkeras.data import VOCABULARY
     >>> encoder = build_bert_text_encoder(vocabulary=VOCABULARY)  # tiny, random, offline
-    >>> encoder(tf.constant(["a red toy moves to the left"])).shape
-    TensorShape([1, 32])
+    >>> tuple(encoder(tf.constant(["a red toy moves to the left"])).shape)
+    (1, 32)
     """
     sequence_length = check_int("sequence_length", sequence_length)
     check_bool("trainable", trainable)

@@ -44,8 +44,8 @@ def build_video_encoder(
 
     Example:
     >>> encoder = build_video_encoder()
-    >>> encoder(keras.ops.zeros((2, 8, 32, 32, 1))).shape
-    TensorShape([2, 32])
+    >>> tuple(encoder(keras.ops.zeros((2, 8, 32, 32, 1))).shape)
+    (2, 32)
     """
     hidden_dim, frame_dim = check_int("hidden_dim", hidden_dim), check_int("frame_dim", frame_dim)
     check_fraction("dropout", dropout)

@@ -38,8 +38,8 @@ class FusionEntry:
     reads: str  # "vectors" (sequences are averaged first) or "sequences" (tokens and their padding masks)
     summary: str
 
-    def build(self, **kwargs):
-        """A ready layer: the registered defaults, overridden by `kwargs`."""
+    def make(self, **kwargs):
+        """A new layer: the registered defaults, overridden by `kwargs`."""
         return self.layer(**(self.defaults | kwargs))
 
 
@@ -63,7 +63,7 @@ FUSIONS = {
     "transformer": FusionEntry(MultimodalTransformerFusion, {"width": 64, "num_heads": 2, "intermediate_dim": 128},
                                "sequences", "self-attention over every modality's tokens plus modality embeddings"),
 }
-"""The fusion strategies by short name: `FUSIONS["gated"].build(width=32)` or `get_fusion("gated", width=32)`."""
+"""The fusion strategies by short name: `FUSIONS["gated"].make(width=32)` or `get_fusion("gated", width=32)`."""
 
 
 def get_fusion(fusion, **kwargs):
@@ -81,7 +81,7 @@ def get_fusion(fusion, **kwargs):
         return fusion
     if fusion not in FUSIONS:
         raise ValueError(f"`fusion` must be a keras Layer or one of {sorted(FUSIONS)}. Received: fusion={fusion!r}")
-    return FUSIONS[fusion].build(**kwargs)
+    return FUSIONS[fusion].make(**kwargs)
 
 
 __all__ = [

@@ -45,8 +45,8 @@ class CrossModalAttention(FusionLayer):
 
     Example:
     >>> attention = CrossModalAttention(width=8)
-    >>> attention([keras.ops.ones((2, 5, 3)), keras.ops.ones((2, 7, 4))]).shape
-    TensorShape([2, 8])
+    >>> tuple(attention([keras.ops.ones((2, 5, 3)), keras.ops.ones((2, 7, 4))]).shape)
+    (2, 8)
 
     References:
         Tsai, Bai, Liang, Kolter, Morency, Salakhutdinov. Multimodal Transformer for Unaligned Multimodal

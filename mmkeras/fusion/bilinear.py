@@ -29,8 +29,8 @@ class BilinearFusion(ProjectedFusion):
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
-    >>> BilinearFusion(rank=16, output_dim=8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape
-    TensorShape([2, 8])
+    >>> tuple(BilinearFusion(rank=16, output_dim=8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape)
+    (2, 8)
 
     References:
         Kim, On, Lim, Kim, Ha, Zhang. Hadamard Product for Low-rank Bilinear Pooling. ICLR 2017.

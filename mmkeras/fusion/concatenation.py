@@ -31,8 +31,8 @@ class ConcatenationFusion(FusionLayer):
 
     Example:
     >>> fusion = ConcatenationFusion(output_dim=8)
-    >>> fusion([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape
-    TensorShape([2, 8])
+    >>> tuple(fusion([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape)
+    (2, 8)
 
     References:
         Baltrusaitis, Ahuja, Morency. Multimodal Machine Learning: A Survey and Taxonomy. TPAMI 2019.

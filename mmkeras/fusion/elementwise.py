@@ -25,8 +25,8 @@ class SumFusion(ProjectedFusion):
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
-    >>> SumFusion(8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape
-    TensorShape([2, 8])
+    >>> tuple(SumFusion(8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape)
+    (2, 8)
     """
 
     def combine(self, projected, training=None):
@@ -48,8 +48,8 @@ class ProductFusion(ProjectedFusion):
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
-    >>> ProductFusion(8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape
-    TensorShape([2, 8])
+    >>> tuple(ProductFusion(8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape)
+    (2, 8)
     """
 
     default_activation = "tanh"

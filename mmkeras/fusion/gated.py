@@ -24,8 +24,8 @@ class GatedFusion(ProjectedFusion):
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
-    >>> GatedFusion(8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape
-    TensorShape([2, 8])
+    >>> tuple(GatedFusion(8)([keras.ops.ones((2, 3)), keras.ops.ones((2, 5))]).shape)
+    (2, 8)
 
     References:
         Arevalo, Solorio, Montes-y-Gomez, Gonzalez. Gated Multimodal Units for Information Fusion. ICLR-W 2017.

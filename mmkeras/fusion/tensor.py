@@ -34,8 +34,8 @@ class TensorFusion(FusionLayer):
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
-    >>> TensorFusion(4, projection_dim=None)([keras.ops.ones((2, 2)), keras.ops.ones((2, 3))]).shape
-    TensorShape([2, 4])
+    >>> tuple(TensorFusion(4, projection_dim=None)([keras.ops.ones((2, 2)), keras.ops.ones((2, 3))]).shape)
+    (2, 4)
 
     References:
         Zadeh, Chen, Poria, Cambria, Morency. Tensor Fusion Network for Multimodal Sentiment Analysis. EMNLP 2017.
@@ -122,8 +122,8 @@ class LowRankTensorFusion(FusionLayer):
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
-    >>> LowRankTensorFusion(4, rank=2)([keras.ops.ones((2, 2)), keras.ops.ones((2, 3))]).shape
-    TensorShape([2, 4])
+    >>> tuple(LowRankTensorFusion(4, rank=2)([keras.ops.ones((2, 2)), keras.ops.ones((2, 3))]).shape)
+    (2, 4)
 
     References:
         Liu, Shen, Lakshminarasimhan, Liang, Zadeh, Morency. Efficient Low-rank Multimodal Fusion with

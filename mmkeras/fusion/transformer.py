@@ -37,8 +37,8 @@ class MultimodalTransformerFusion(FusionLayer):
 
     Example:
     >>> fusion = MultimodalTransformerFusion(width=8, intermediate_dim=16)
-    >>> fusion([keras.ops.ones((2, 5, 3)), keras.ops.ones((2, 4))]).shape
-    TensorShape([2, 8])
+    >>> tuple(fusion([keras.ops.ones((2, 5, 3)), keras.ops.ones((2, 4))]).shape)
+    (2, 8)
 
     References:
         Li, Yatskar, Yin, Hsieh, Chang. VisualBERT: A Simple and Performant Baseline for Vision and Language. 2019.

@@ -44,8 +44,8 @@ def build_attribute_classifier(filters=(32, 64, 128), feature_dim: int = 64, ima
 
     Example:
     >>> model = build_attribute_classifier(filters=(4, 4, 4), feature_dim=8)
-    >>> {k: v.shape for k, v in model(np.zeros((2, 32, 32, 3), "float32")).items()}["position"]
-    TensorShape([2, 9])
+    >>> tuple(model(np.zeros((2, 32, 32, 3), "float32"))["position"].shape)
+    (2, 9)
     """
     feature_dim = check_int("feature_dim", feature_dim)
     image = keras.Input(image_shape, name="image")  # (batch, 32, 32, 3) in [0, 1]
