@@ -248,6 +248,19 @@ def test_a_batch_gives_one_answer_per_example(client, example):
     assert len(predictions) == 3 and all(p["label"] == single["label"] for p in predictions)
 
 
+def test_an_example_is_answered_the_same_whatever_else_is_in_its_batch(client):
+    """Review 05, S6: a loud clip in the batch used to change the other examples' answers (the audio's dB
+    floor was taken over the batch); now each example's features are its own."""
+    examples = [client.get(f"/examples/{i}").json()["inputs"] for i in range(3)]
+    alone = [client.post("/predict", json={"inputs": e}).json()["probabilities"] for e in examples]
+    loud = dict(examples[0], audio=(1000 * np.asarray(examples[0]["audio"])).tolist())
+    batch = {name: [e[name] for e in [*examples, loud]] for name in examples[0]}
+    answer = client.post("/predict", json={"inputs": batch})
+    assert answer.status_code == 200, answer.text
+    for single, together in zip(alone, answer.json()["predictions"][:3]):
+        np.testing.assert_allclose([together["probabilities"][k] for k in single], list(single.values()), atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------ bad requests
 
 

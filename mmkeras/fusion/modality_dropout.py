@@ -28,6 +28,7 @@ class ModalityPresence(layers.Layer):
     models anyway); numbers with `keras.ops`.
 
     Example:
+    >>> import numpy as np
     >>> presence = ModalityPresence()
     >>> keras.ops.convert_to_numpy(presence(np.array([[0.0, 0.0], [0.0, 0.5]], "float32"))).tolist()
     [0.0, 1.0]
