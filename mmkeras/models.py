@@ -23,6 +23,7 @@ from mmkeras.data.synthetic import SCHEMA as TOYS_SCHEMA
 from mmkeras.encoders import build_encoders
 from mmkeras.fusion import FUSIONS, ConcatenationFusion, ModalityDropout, ModalityPresence, get_fusion
 from mmkeras.losses import UncertaintyWeighting
+from mmkeras.preprocessing import MultimodalPreprocessor, build_preprocessor
 from mmkeras.task import TaskModel
 
 DEFAULT_HIDDEN_DIM = 64  # the fused width H when neither `hidden_dim` nor the fusion layer says otherwise
@@ -104,6 +105,10 @@ class FusionClassifier(TaskModel):
         loss_weighting: None or `"uncertainty"`. With several heads, `"uncertainty"` learns one weight per
             head (`mmkeras.losses.UncertaintyWeighting`: `sum_i exp(-s_i) L_i / 2 + s_i / 2`) instead of the
             fixed `loss_weights` of `compile`. Defaults to `None`.
+        preprocessor: `mmkeras.preprocessing.MultimodalPreprocessor` or None. Turns raw inputs (captions,
+            waveforms, 0-255 pixels) into what the encoders read; `fit`, `evaluate` and `predict` map it over
+            the data (keras-hub's `Task`), while `model(x)` takes the preprocessed numbers. `None`: the encoders
+            read the raw inputs themselves. `from_data` builds one. Defaults to `None`.
         **kwargs: passed on to `keras.Model` (e.g. `name`).
 
     Outputs: the logits `(batch, num_classes)` of the single head, or a dict `{head: logits}` for several.
@@ -118,7 +123,7 @@ class FusionClassifier(TaskModel):
     """
 
     def __init__(self, encoders, heads, fusion=None, hidden_dim=None, dropout=None, modality_dropout=0.0,
-                 loss_weighting=None, **kwargs):
+                 loss_weighting=None, preprocessor=None, **kwargs):
         if not isinstance(encoders, dict) or not encoders:
             raise ValueError(f"`encoders` must be a non-empty dict {{modality: keras.Model}}. "
                              f"Received: encoders={encoders!r}")
@@ -131,6 +136,13 @@ class FusionClassifier(TaskModel):
         dropout = None if dropout is None else check_fraction("dropout", dropout)
         modality_dropout = check_fraction("modality_dropout", modality_dropout)
         check_choice("loss_weighting", loss_weighting, (None, "uncertainty"))
+        if preprocessor is not None:
+            if not isinstance(preprocessor, MultimodalPreprocessor):
+                raise ValueError(f"`preprocessor` must be a mmkeras.preprocessing.MultimodalPreprocessor or None. "
+                                 f"Received: preprocessor={preprocessor!r}")
+            if set(preprocessor.modalities) != set(encoders):
+                raise ValueError(f"The preprocessor must prepare exactly the encoders' modalities {sorted(encoders)}. "
+                                 f"Received: a preprocessor for {sorted(preprocessor.modalities)}")
         if loss_weighting == "uncertainty" and len(heads) < 2:
             raise ValueError(f"loss_weighting='uncertainty' weighs several heads against each other. "
                              f"Received: heads={heads}")
@@ -168,6 +180,7 @@ class FusionClassifier(TaskModel):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
+        self.preprocessor = preprocessor
         self.encoders = dict(encoders)
         self.fusion = fusion
         self.heads = heads
@@ -183,8 +196,13 @@ class FusionClassifier(TaskModel):
 
     @classmethod
     def from_data(cls, data, modalities=None, num_classes=None, aux_heads=None, fusion=None, hidden_dim=None,
-                  dropout=None, modality_dropout=0.0, loss_weighting=None, name=None, **encoder_overrides):
+                  dropout=None, modality_dropout=0.0, loss_weighting=None, name=None, preprocessor="auto",
+                  **encoder_overrides):
         """A classifier for a dataset: default encoders for its modalities, heads from its schema's labels.
+
+        By default the model is split the keras-hub way: a `MultimodalPreprocessor` (`model.preprocessor`:
+        captions -> token ids, waveforms -> log-mel, 0-255 pixels -> [0, 1]) and numeric encoders; `fit`,
+        `evaluate` and `predict` take the raw data and preprocess it in `tf.data`.
 
         Args:
             data: MultimodalData. The training split: its schema gives modality names, kinds, shapes and the
@@ -194,6 +212,9 @@ class FusionClassifier(TaskModel):
             aux_heads: dict or None. Extra heads `{name: num_classes}`.
             fusion, hidden_dim, dropout, modality_dropout, loss_weighting: as in `FusionClassifier`.
             name: str or None. Defaults to the modalities joined by `"_"`.
+            preprocessor: `"auto"` or None. `"auto"` builds the preprocessor and numeric encoders; `None` puts
+                the preprocessing inside the encoders (the model reads raw inputs in every call). Defaults to
+                `"auto"`.
             **encoder_overrides: per-modality arguments of the default encoders, e.g. `audio={"kind": "cnn"}`.
 
         Example:
@@ -210,9 +231,13 @@ class FusionClassifier(TaskModel):
                              "MultimodalData(features, {'label': y}).")
         main = data.schema.labels[0]
         heads = {main.name: main.num_classes if num_classes is None else num_classes} | dict(aux_heads or {})
-        encoders = build_encoders(data, modalities, **encoder_overrides)
+        check_choice("preprocessor", preprocessor, ("auto", None))
+        split = preprocessor == "auto"
+        encoders = build_encoders(data, modalities, preprocessed=split, **encoder_overrides)
+        preprocessor = build_preprocessor(data, modalities, **encoder_overrides) if split else None
         return cls(encoders, heads=heads, fusion=fusion, hidden_dim=hidden_dim, dropout=dropout,
-                   modality_dropout=modality_dropout, loss_weighting=loss_weighting, name=name or "_".join(encoders))
+                   modality_dropout=modality_dropout, loss_weighting=loss_weighting, preprocessor=preprocessor,
+                   name=name or "_".join(encoders))
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -309,12 +334,16 @@ class FusionClassifier(TaskModel):
             "dropout": self.dropout,
             "modality_dropout": self.modality_dropout,
             "loss_weighting": self.loss_weighting,
+            "preprocessor": None if self.preprocessor is None else keras.saving.serialize_keras_object(
+                self.preprocessor),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["encoders"] = {m: keras.saving.deserialize_keras_object(e) for m, e in config["encoders"].items()}
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         config["fusion"] = keras.saving.deserialize_keras_object(config["fusion"])
         config.pop("hidden_dim", None), config.pop("dropout", None)  # already inside the fusion layer's config
         return cls(**config)
@@ -330,6 +359,7 @@ def build_fusion_classifier(
     modality_dropout: float = 0.0,
     name: str | None = None,
     modalities=None,
+    preprocessor="auto",
     **encoder_overrides,
 ) -> FusionClassifier:
     """The short form: default encoders for a dataset's modalities, a fusion, logits heads.
@@ -348,6 +378,10 @@ def build_fusion_classifier(
         name: str or None. The model's name; defaults to the modalities joined by `"_"`.
         modalities: list of str or None. With a `MultimodalData`: which of its modalities to use (a unimodal
             baseline is `modalities=["image"]`). Defaults to all of them.
+        preprocessor: `"auto"`, None or a `MultimodalPreprocessor`. With data or toy names, `"auto"` builds the
+            preprocessor (`model.preprocessor`) and numeric encoders, and `None` keeps the preprocessing inside
+            the encoders; with your own encoders, `"auto"` means none, or pass the preprocessor they read.
+            Defaults to `"auto"`.
         **encoder_overrides: per-modality arguments of the default encoders, e.g. `audio={"kind": "cnn"}`.
 
     Returns:
@@ -361,14 +395,18 @@ def build_fusion_classifier(
     """
     options = dict(fusion=fusion, hidden_dim=hidden_dim, dropout=dropout, modality_dropout=modality_dropout)
     if isinstance(encoders, MultimodalData):
-        return FusionClassifier.from_data(encoders, modalities, num_classes, aux_heads, name=name, **options,
-                                          **encoder_overrides)
+        return FusionClassifier.from_data(encoders, modalities, num_classes, aux_heads, name=name,
+                                          preprocessor=preprocessor, **options, **encoder_overrides)
     if modalities is not None:
         raise ValueError(f"`modalities` selects from a MultimodalData; with {type(encoders).__name__} `encoders`, "
                          f"list the modalities there instead. Received: modalities={modalities!r}")
     main = TOYS_SCHEMA.labels[0]
     if isinstance(encoders, (list, tuple, str)):
-        encoders = build_encoders(TOYS_SCHEMA, TOYS_SCHEMA.select_modalities(encoders), **encoder_overrides)
+        check_choice("preprocessor", preprocessor, ("auto", None))
+        names = TOYS_SCHEMA.select_modalities(encoders)
+        split = preprocessor == "auto"
+        encoders = build_encoders(TOYS_SCHEMA, names, preprocessed=split, **encoder_overrides)
+        preprocessor = build_preprocessor(TOYS_SCHEMA, names, **encoder_overrides) if split else None
         num_classes = main.num_classes if num_classes is None else num_classes
     elif encoder_overrides:
         raise ValueError(f"Encoder arguments apply to default encoders only; these are yours. "
@@ -379,5 +417,8 @@ def build_fusion_classifier(
     if not isinstance(encoders, dict) or not encoders:
         raise ValueError(f"`encoders` must be a MultimodalData, a list of modality names or a non-empty dict "
                          f"{{modality: model}}. Received: encoders={encoders!r}")
+    elif preprocessor == "auto":
+        preprocessor = None  # your encoders read what you give them
     heads = {main.name: num_classes} | dict(aux_heads or {})
-    return FusionClassifier(encoders, heads=heads, name=name or "_".join(encoders), **options)
+    return FusionClassifier(encoders, heads=heads, name=name or "_".join(encoders), preprocessor=preprocessor,
+                            **options)

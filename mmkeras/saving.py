@@ -29,6 +29,7 @@ REGISTERING_MODULES = (
     "mmkeras.captioning",
     "mmkeras.generative",
     "mmkeras.pretrain",
+    "mmkeras.preprocessing",
     "mmkeras.export.spectrogram",
 )
 """Every module whose import registers mmkeras's serializable classes (a test checks the list is complete)."""

@@ -56,6 +56,18 @@ def _symbolic_like(inputs):
     return one(inputs)
 
 
+def model_inputs(model, inputs):
+    """What `model(x)` takes for raw `inputs`: them through `model.preprocessor` when the model has one, as NumPy.
+
+    A task model with a `MultimodalPreprocessor` reads numbers (token ids, log-mel spectrograms) in a direct
+    call; its `fit`/`predict` preprocess raw data themselves.
+    """
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None:
+        return inputs
+    return _as_numpy(preprocessor(inputs))
+
+
 def check_shapes(model, inputs, expected_shape) -> None:
     """Calling `model` on symbolic `keras.Input`s (batch `None`) and eagerly on `inputs` (and on a batch of one)
     gives `expected_shape` (batch first)."""
@@ -75,8 +87,15 @@ def check_config_round_trip(obj) -> None:
     assert clone.get_config() == config, "get_config() of the clone differs"
 
 
+def infer(model, inputs):
+    """The model's outputs in inference mode for what `predict` takes (raw data through its preprocessor)."""
+    return model(model_inputs(model, inputs), training=False)
+
+
 def check_save_load(model: keras.Model, inputs, directory=None, atol: float = 1e-5) -> keras.Model:
     """Saves `model` to a `.keras` file, loads it with no `custom_objects`, and compares outputs.
+
+    `inputs` are what `predict` takes: raw data for a model with a preprocessor (saved and loaded with it).
 
     This loads in the same process; `check_loads_in_fresh_process` checks what a user's script or service
     does, loading with nothing but `import mmkeras`.
@@ -85,7 +104,7 @@ def check_save_load(model: keras.Model, inputs, directory=None, atol: float = 1e
     path = directory / f"{model.name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    _assert_same_outputs(_as_numpy(model(inputs, training=False)), _as_numpy(loaded(inputs, training=False)), atol)
+    _assert_same_outputs(_as_numpy(infer(model, inputs)), _as_numpy(infer(loaded, inputs)), atol)
     return loaded
 
 
@@ -101,11 +120,12 @@ _FRESH_LOADER = """
 import sys, pickle
 import numpy as np
 import mmkeras
+import mmkeras.testing
 cases = pickle.load(open(sys.argv[1], "rb"))
 results = {}
 for name, (path, inputs) in cases.items():
     model = mmkeras.load_model(path)
-    outputs = model(inputs, training=False)
+    outputs = mmkeras.testing.infer(model, inputs)
     if isinstance(outputs, dict):
         results[name] = {k: np.asarray(v) for k, v in outputs.items()}
     else:
@@ -122,7 +142,8 @@ def check_loads_in_fresh_process(models: dict, inputs: dict, directory=None, ato
 
     Args:
         models: dict `{name: keras.Model}`.
-        inputs: dict `{name: inputs}`, the inputs to call each model on (NumPy arrays or dicts of them).
+        inputs: dict `{name: inputs}`, what `predict` takes for each model (NumPy arrays or dicts of them; raw
+            data for a model with a preprocessor).
         directory: where the `.keras` files go. Defaults to a new temporary folder.
         atol: float. Largest absolute difference allowed.
     """
@@ -136,7 +157,7 @@ def check_loads_in_fresh_process(models: dict, inputs: dict, directory=None, ato
         path = directory / f"{name}.keras"
         model.save(path)
         cases[name] = (str(path), inputs[name])
-        expected[name] = _as_numpy(model(inputs[name], training=False))
+        expected[name] = _as_numpy(infer(model, inputs[name]))
     (directory / "cases.pkl").write_bytes(pickle.dumps(cases))
     process = subprocess.run([sys.executable, "-c", _FRESH_LOADER, str(directory / "cases.pkl"),
                               str(directory / "results.pkl")], capture_output=True, text=True, timeout=600)
@@ -198,7 +219,8 @@ def check_gradients(model: keras.Model, inputs, seed: int = 0, unused=()) -> Non
 def check_loss_decreases(model: keras.Model, inputs, targets, steps: int = 8, learning_rate: float = 1e-2) -> tuple:
     """Trains on one batch for `steps` steps; the loss after must be below the loss before.
 
-    The model returns logits (one tensor, or a dict of them with `targets` a dict too).
+    The model returns logits (one tensor, or a dict of them with `targets` a dict too). `inputs` are what
+    `fit` takes: raw data for a model with a preprocessor (its `evaluate` and `train_on_batch` preprocess them).
     Returns `(loss_before, loss_after)`.
     """
     def loss():

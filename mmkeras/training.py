@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import weakref
@@ -138,8 +139,9 @@ def fit_classifier(
                              f"`learning_rate` only sets the course's recipe. Received: learning_rate={learning_rate}")
     else:
         learning_rate = 5e-3 if learning_rate is None else learning_rate
-        replicas = model.distribute_strategy.num_replicas_in_sync
-        with model.distribute_strategy.scope():  # the optimizer's variables live where the model's do
+        strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's; other backends have none
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():  # where the model's variables are
             optimizer = course_optimizer(learning_rate, total_steps=epochs * count_batches(train_ds))
             model.compile(optimizer=optimizer, steps_per_execution=1 if replicas > 1 else steps_per_execution,
                           run_eagerly=run_eagerly)

@@ -39,3 +39,15 @@ def batch(tiny_data):
     import tensorflow as tf
 
     return {m: tf.constant(v.astype(str) if m == "text" else v) for m, v in tiny_data.features.items()}
+
+
+@pytest.fixture(scope="session")
+def preprocessed_batch(tiny_data):
+    """The eight samples as a numeric model reads them: token ids, log-mel spectrograms, pixels (NumPy)."""
+    import keras
+
+    from mmkeras.data import SCHEMA
+    from mmkeras.preprocessing import build_preprocessor
+
+    outputs = build_preprocessor(SCHEMA)(tiny_data.features)
+    return {m: keras.ops.convert_to_numpy(v) for m, v in outputs.items()}

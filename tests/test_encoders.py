@@ -1,4 +1,8 @@
-"""Every encoder: shapes (eager, symbolic, batch of one), config and .keras round trip, gradients, bad args."""
+"""Every encoder: shapes (eager, symbolic, batch of one), config and .keras round trip, gradients, bad args.
+
+The numeric encoders (`preprocessed=True`: token ids, log-mel spectrograms) run on every backend; those that
+read caption strings hold a TensorFlow tokenizer and are tested on TensorFlow only (`needs_tf_strings`).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,21 @@ from mmkeras.encoders import (
     learn_vocabulary,
 )
 
+needs_tf_strings = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="reads caption strings: its tokenizer is a TensorFlow op (the preprocessed=True encoders run anywhere)")
+
+PREPROCESSED = {  # numeric encoders fed by mmkeras.preprocessing: the inputs are the preprocessed batch
+    "text_rnn_ids": (lambda: build_text_encoder("rnn", VOCABULARY, preprocessed=True), "text", (8, 64)),
+    "text_transformer_ids": (lambda: build_text_encoder("transformer", VOCABULARY, preprocessed=True), "text",
+                             (8, 32)),
+    "text_transformer_sequence_ids": (lambda: build_text_encoder("transformer", VOCABULARY, sequence_output=True,
+                                                                 preprocessed=True), "text", (8, 12, 32)),
+    "audio_rnn_log_mel": (lambda: build_audio_encoder("rnn", preprocessed=True), "audio", (8, 32)),
+    "audio_cnn_log_mel": (lambda: build_audio_encoder("cnn", preprocessed=True), "audio", (8, 32)),
+    "image_cnn_preprocessed": (lambda: build_image_encoder(preprocessed=True), "image", (8, 64)),
+}
+
 CASES = {
     "text_rnn": (lambda: build_text_encoder("rnn", VOCABULARY), "text", (8, 64)),
     "text_rnn_sequence": (lambda: build_text_encoder("rnn", VOCABULARY, sequence_output=True), "text", (8, 12, 64)),
@@ -41,11 +60,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_encoder_contract(case, batch, tmp_path):
-    build, modality, expected = CASES[case]
+def _case(name):
+    return pytest.param(name, marks=needs_tf_strings) if name.startswith("text_") else name
+
+
+@pytest.mark.parametrize("case", [_case(name) for name in sorted(CASES)] + sorted(PREPROCESSED))
+def test_encoder_contract(case, batch, preprocessed_batch, tmp_path):
+    build, modality, expected = CASES[case] if case in CASES else PREPROCESSED[case]
     encoder = build()
-    inputs = batch[modality]
+    inputs = batch[modality] if case in CASES else preprocessed_batch[modality]
     if not isinstance(encoder, BertTextEncoder):  # a subclassed model has no symbolic inputs of its own
         assert encoder.inputs[0].name == modality
     testing.check_shapes(encoder, inputs, expected)
@@ -55,9 +78,10 @@ def test_encoder_contract(case, batch, tmp_path):
     testing.check_gradients(encoder, inputs, unused=("pooled_dense",) if case.endswith("bert_tiny_sequence") else ())
 
 
-def test_sequence_outputs_carry_the_padding_mask(batch):
-    outputs = build_text_encoder("rnn", VOCABULARY, sequence_output=True)(batch["text"])
-    words = np.array([len(caption.split()) for caption in batch["text"].numpy().astype(str)])
+def test_sequence_outputs_carry_the_padding_mask(batch, preprocessed_batch, tiny_data):
+    encoder = build_text_encoder("rnn", VOCABULARY, sequence_output=True, preprocessed=True)
+    outputs = encoder(preprocessed_batch["text"])
+    words = np.array([len(caption.split()) for caption in tiny_data.features["text"].astype(str)])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs["padding_mask"]).sum(-1), words)
     frames = build_audio_encoder(sequence_output=True)(batch["audio"])
     assert keras.ops.convert_to_numpy(frames["padding_mask"]).all()
@@ -79,10 +103,13 @@ def test_encoders_for_any_modality_names():
     schema = DataSchema(tuple(ModalitySpec("mic", (2000,), kind="audio", sample_rate=16000) if m.name == "mic" else m
                               for m in schema.modalities))
     data = MultimodalData(schema_data, None, schema=schema)
-    encoders = build_encoders(data, mic={"kind": "cnn"})
+    from mmkeras.preprocessing import build_preprocessor
+
+    encoders = build_encoders(data, preprocessed=True, mic={"kind": "cnn"})
     assert {k: e.name for k, e in encoders.items()} == {k: f"{k}_encoder" for k in schema_data}
+    inputs = build_preprocessor(data, mic={"kind": "cnn"})(schema_data)
     for name, encoder in encoders.items():
-        out = encoder(data.inputs([name])[name], training=False)
+        out = encoder(inputs[name], training=False)
         assert out.shape[0] == 4, name
     assert set(learn_vocabulary(schema_data["notes"])) == {"a", "cat", "sat", "the", "ran", "dog", "far"}
     assert build_vector_encoder((7,)).output_shape == (None, 32)
@@ -115,6 +142,7 @@ def test_augmentation_only_in_training(batch):
                                   keras.ops.convert_to_numpy(plain(batch["image"], training=False)))
 
 
+@needs_tf_strings
 def test_bert_loads_a_local_preset(batch, tmp_path):
     original = testing.save_tiny_preset("bert", tmp_path / "tiny_bert", vocabulary=VOCABULARY)
     encoder = build_bert_text_encoder(str(tmp_path / "tiny_bert"), sequence_length=16, trainable=False)
@@ -189,6 +217,7 @@ def test_bad_arguments_raise(build, match):
         build()
 
 
+@needs_tf_strings
 def test_bert_encoder_inside_a_fusion_classifier_round_trips(batch, tmp_path):
     from mmkeras.models import build_fusion_classifier
 
@@ -200,12 +229,16 @@ def test_bert_encoder_inside_a_fusion_classifier_round_trips(batch, tmp_path):
     testing.check_gradients(model, inputs)
 
 
+@pytest.mark.parametrize("preprocessed", [False, True])
 @pytest.mark.parametrize("modality", ["text", "image", "audio", "video"])
-def test_a_sample_gets_the_same_features_alone_or_in_a_batch(modality, batch):
-    encoder = build_encoder(SCHEMA.modality(modality))
-    together = keras.ops.convert_to_numpy(encoder(batch[modality], training=False))
+def test_a_sample_gets_the_same_features_alone_or_in_a_batch(modality, preprocessed, batch, preprocessed_batch):
+    if modality == "text" and not preprocessed and keras.backend.backend() != "tensorflow":
+        pytest.skip("reads caption strings: its tokenizer is a TensorFlow op")
+    encoder = build_encoder(SCHEMA.modality(modality), preprocessed=preprocessed)
+    x = preprocessed_batch[modality] if preprocessed else batch[modality]
+    together = keras.ops.convert_to_numpy(encoder(x, training=False))
     for i in range(3):
-        alone = keras.ops.convert_to_numpy(encoder(batch[modality][i : i + 1], training=False))
+        alone = keras.ops.convert_to_numpy(encoder(x[i : i + 1], training=False))
         np.testing.assert_allclose(alone[0], together[i], atol=1e-4)
 
 

@@ -1,9 +1,11 @@
 """Export to SavedModel, TFLite (float32, float16, int8) and ONNX, each checked against the Keras model.
 
-One AV-MNIST fused classifier (image + audio, the audio encoder computing a mel spectrogram inside the model) is
-trained for one epoch on the offline fixture and exported once per session; every format then runs on the test
-split. A small moving-toys model with a caption (`TextVectorization`, string ops) checks the split into
-preprocessing and a numeric core, which TFLite and ONNX need.
+One AV-MNIST fused classifier (image + audio, built with `preprocessor=None` so that the audio encoder computes
+its mel spectrogram inside the model: the hardest case for the converters) is trained for one epoch on the
+offline fixture and exported once per session; every format then runs on the test split. A small moving-toys
+model with its tokenizer inside (`TextVectorization`, string ops) checks the cut into preprocessing and a
+numeric core, which TFLite and ONNX need; the default model, whose `MultimodalPreprocessor` sits outside its
+numeric graph, is exported end to end with no cut at all.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def trained(avmnist):
     from mmkeras.training import fit_classifier
 
     keras.utils.set_random_seed(0)
-    model = build_fusion_classifier(avmnist["train"])
+    model = build_fusion_classifier(avmnist["train"], preprocessor=None)  # the mel inside the model
     fit_classifier(model, avmnist["train"], epochs=1, batch_size=32)
     return model
 
@@ -51,7 +53,7 @@ def report(trained, exported, avmnist):
 
 
 def test_every_format_is_written(exported):
-    assert set(exported) == set(export.FORMATS)  # no preprocessor: AV-MNIST has no string input
+    assert set(exported) == set(export.FORMATS)  # no preprocessor: no string input, the mel inside the model
     for fmt, path in exported.items():
         assert export.size_on_disk(path) > 10_000, fmt
 
@@ -263,9 +265,54 @@ def captioned():
 
     splits = load_splits(64, 8, 24, seed=3)
     keras.utils.set_random_seed(0)
-    model = build_fusion_classifier(["text", "image"])
+    model = build_fusion_classifier(["text", "image"], preprocessor=None)  # the tokenizer inside the model
     fit_classifier(model, splits["train"], epochs=1, batch_size=32)
     return model, splits["test"]
+
+
+@pytest.fixture(scope="session")
+def preprocessed(tmp_path_factory):
+    """The default: a MultimodalPreprocessor (tokenizer, log-mel) and a numeric model, exported to every format."""
+    import keras
+
+    from mmkeras.data import load_splits
+    from mmkeras.data.synthetic import SCHEMA
+    from mmkeras.models import build_fusion_classifier
+    from mmkeras.training import fit_classifier
+
+    splits = load_splits(64, 8, 24, seed=4)
+    keras.utils.set_random_seed(0)
+    model = build_fusion_classifier(["text", "image", "audio"])
+    fit_classifier(model, splits["train"], epochs=1, batch_size=32)
+    paths = export.export_all(model, tmp_path_factory.mktemp("preprocessed"), schema=SCHEMA,
+                              examples=splits["test"])
+    return model, splits["test"], paths
+
+
+def test_a_model_with_a_preprocessor_exports_end_to_end_without_a_cut(preprocessed):
+    """Every format matches Keras; the SavedModel takes captions and waveforms; TFLite and ONNX run the model's
+    own numeric graph after the exported preprocessor (no graph rebuilt around token ids)."""
+    model, test, paths = preprocessed
+    split = export.split_preprocessing(model)
+    assert split.preprocessor is model.preprocessor and split.string_inputs == ("text",)
+    assert [layer.name for layer in split.core.layers if layer.name.endswith("_encoder")] == [
+        layer.name for layer in model.layers if layer.name.endswith("_encoder")]  # the same layers, shared
+    report = export.parity_report(model, paths, test)
+    assert set(report) == set(export.FORMATS)
+    assert all(numbers["passed"] for numbers in report.values()), report
+    metadata = export.read_metadata(paths["saved_model"])
+    assert metadata["inputs"]["text"] == {"shape": [], "dtype": "string", "kind": "text"}
+    assert metadata["inputs"]["audio"] == {"shape": [4000], "dtype": "float32", "kind": "audio",
+                                           "sample_rate": 8000}
+    details = export.TFLiteRunner(paths["tflite_float32"]).input_details
+    assert {name: list(d["shape"]) for name, d in details.items()} == {
+        "text": [1, 12], "image": [1, 32, 32, 3], "audio": [1, 32, 32]}  # token ids and log-mel frames
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(paths["preprocessor"]))  # the exported preprocessor alone
+    ids = loaded.signatures["serving_default"](text=tf.constant(["a red circle moves left"]),
+                                               image=tf.zeros((1, 32, 32, 3)), audio=tf.zeros((1, 4000)))
+    assert ids["text"].dtype == tf.int32 and ids["audio"].shape == (1, 32, 32)
 
 
 def test_split_preprocessing_gives_the_same_logits(captioned):

@@ -99,20 +99,21 @@ def test_fusion_registry():
 @pytest.mark.parametrize("modalities", [["text"], ["image"], ["audio"], ["video"], list(MODALITIES)])
 def test_fusion_classifier_contract(modalities, batch, tiny_data, tmp_path):
     model = build_fusion_classifier(modalities)
-    inputs = {m: batch[m] for m in modalities}
+    raw = {m: batch[m] for m in modalities}
+    inputs = testing.model_inputs(model, raw)  # what the call reads: token ids, log-mel spectrograms, pixels
     assert isinstance(model, FusionClassifier) and sorted(model.input) == sorted(modalities)
     testing.check_shapes(model, inputs, (8, 8))
     testing.check_config_round_trip(model)
-    testing.check_save_load(model, inputs, tmp_path)
+    testing.check_save_load(model, raw, tmp_path)  # like predict: raw data, through the saved preprocessor
     testing.check_gradients(model, inputs)
-    testing.check_loss_decreases(model, inputs, tiny_data.labels["label"])
+    testing.check_loss_decreases(model, raw, tiny_data.labels["label"])  # fit and evaluate preprocess
 
 
 def test_heads_return_logits_in_float32_under_mixed_precision(batch):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = build_fusion_classifier(["image", "audio"], aux_heads={"shape": 2})
-        outputs = model({m: batch[m] for m in ("image", "audio")}, training=False)
+        outputs = model(testing.model_inputs(model, {m: batch[m] for m in ("image", "audio")}), training=False)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in outputs.items()} == {"label": "float32",
@@ -122,7 +123,7 @@ def test_heads_return_logits_in_float32_under_mixed_precision(batch):
 
 def test_outputs_are_logits(batch):
     model = build_fusion_classifier(["image", "audio"])
-    logits = keras.ops.convert_to_numpy(model({m: batch[m] for m in ("image", "audio")}, training=False))
+    logits = keras.ops.convert_to_numpy(model.predict({m: batch[m] for m in ("image", "audio")}, verbose=0))
     assert not np.allclose(logits.sum(-1), 1.0), "the head returns logits, not probabilities"
     assert model.get_layer("label").activation is keras.activations.linear
 
@@ -137,12 +138,16 @@ def test_compile_defaults_and_loss_weights(tiny_data):
 
 
 def test_sequence_encoders_feed_the_fusion_with_their_masks(batch, tmp_path):
-    encoders = {"text": build_text_encoder("transformer", VOCABULARY, sequence_output=True),
-                "audio": build_audio_encoder(sequence_output=True)}
-    model = FusionClassifier(encoders, heads={"label": 8})
-    inputs = {m: batch[m] for m in encoders}
+    from mmkeras.data.synthetic import SCHEMA
+    from mmkeras.preprocessing import build_preprocessor
+
+    encoders = {"text": build_text_encoder("transformer", VOCABULARY, sequence_output=True, preprocessed=True),
+                "audio": build_audio_encoder(sequence_output=True, preprocessed=True)}
+    model = FusionClassifier(encoders, heads={"label": 8}, preprocessor=build_preprocessor(SCHEMA, list(encoders)))
+    raw = {m: batch[m] for m in encoders}
+    inputs = testing.model_inputs(model, raw)
     testing.check_shapes(model, inputs, (8, 8))
-    testing.check_save_load(model, inputs, tmp_path)
+    testing.check_save_load(model, raw, tmp_path)
     testing.check_gradients(model, inputs)
 
 

@@ -181,7 +181,8 @@ def test_uncertainty_weighting_learns_different_weights_per_task(tmp_path):
     model = build_fusion_classifier(["text"], aux_heads={"color": 2, "direction": 2})
     with pytest.raises(ValueError, match="several heads"):
         type(model)(model.encoders, heads={"label": 8}, loss_weighting="uncertainty")
-    model = type(model)(model.encoders, heads=model.heads, loss_weighting="uncertainty")
+    model = type(model)(model.encoders, heads=model.heads, loss_weighting="uncertainty",
+                        preprocessor=model.preprocessor)  # its encoders read token ids
     history = WeightHistory()
     result = fit_classifier(model, train, epochs=4, learning_rate=2e-2, callbacks=[history])
     assert {"label_loss", "color_loss", "direction_loss"} <= set(result.history)

@@ -141,12 +141,12 @@ def train_configuration(strategy_name: str, config: RunConfig | dict | None = No
     seed_everything(config.seed)
     splits = load_splits(config.train_size, 8, config.test_size, seed=config.seed)
     steps = steps_per_epoch(config.train_size, config.global_batch_size)
-    dataset_fn = make_dataset_fn(splits["train"], config.modalities, config.global_batch_size, seed=config.seed)
-    train = distribute_input(strategy, dataset_fn)
     with strategy.scope():  # variables created here are mirrored on every replica
         model = build_model(config)
         optimizer = course_optimizer(config.learning_rate, total_steps=steps * config.epochs, name=config.optimizer)
         model.compile(optimizer=optimizer, steps_per_execution=1)
+    dataset_fn = make_dataset_fn(splits["train"], config.modalities, config.global_batch_size, seed=config.seed)
+    train = distribute_input(strategy, dataset_fn, model.preprocessor)  # each worker preprocesses its own share
     initial_checksum = weights_checksum(model.get_weights())
     start = time.perf_counter()
     history = model.fit(train, epochs=config.epochs, steps_per_epoch=steps, verbose=0,

@@ -121,11 +121,26 @@ def make_dataset_fn(data, modalities, global_batch: int, label_key: str = "label
     return dataset_fn
 
 
-def distribute_input(strategy, dataset_fn):
+def distribute_input(strategy, dataset_fn, preprocessor=None):
     """The input of `fit` under `strategy`: `dataset_fn` called through the strategy (one input pipeline per
-    worker), or called directly with a one-pipeline `InputContext` under the default strategy."""
+    worker), or called directly with a one-pipeline `InputContext` under the default strategy.
+
+    Args:
+        strategy: a `tf.distribute.Strategy`.
+        dataset_fn: function `InputContext -> tf.data.Dataset` of raw batches (`make_dataset_fn`).
+        preprocessor: `MultimodalPreprocessor` or None: the model's (`model.preprocessor`). A distributed
+            dataset reaches a task model's `fit` as it is, so each worker's pipeline maps the preprocessor over
+            its own batches; a plain dataset (default strategy) stays raw and `fit` preprocesses it.
+    """
     import tensorflow as tf
 
     if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
         return dataset_fn(tf.distribute.InputContext())
+    if preprocessor is not None:
+        raw_fn = dataset_fn
+
+        def dataset_fn(input_context):  # token ids, log-mel spectrograms: computed by this worker's pipeline
+            return raw_fn(input_context).map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE,
+                                             deterministic=True)
+
     return strategy.distribute_datasets_from_function(dataset_fn)

@@ -9,12 +9,22 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from mmkeras._validation import check_choice, check_fraction, check_int, check_number
+from mmkeras._validation import check_bool, check_choice, check_fraction, check_int, check_number
 from mmkeras.encoders.masking import PaddingMask, sequence_outputs
 
 DEFAULT_SAMPLE_RATE = 8000  # the moving toys' audio: 0.5 s at 8 kHz
 DEFAULT_NUM_SAMPLES = 4000
 NO_BATCH_FLOOR_DB = 1000.0  # Keras's own floor is relative to the whole batch: set it out of reach
+
+
+def spectrogram_frames(num_samples: int, hop_length: int) -> int:
+    """Frames of a centred STFT (`MelSpectrogram`'s): `1 + num_samples // hop_length`.
+
+    Example:
+    >>> spectrogram_frames(4000, 128)
+    32
+    """
+    return 1 + check_int("num_samples", num_samples) // check_int("hop_length", hop_length)
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -80,6 +90,7 @@ def build_audio_encoder(
     sequence_output: bool = False,
     name: str = "audio_encoder",
     input_name: str = "audio",
+    preprocessed: bool = False,
 ) -> keras.Model:
     """Builds an audio encoder: waveform -> log-mel spectrogram -> per-frame normalisation -> GRU/CNN.
 
@@ -107,9 +118,12 @@ def build_audio_encoder(
             `{"sequence": (batch, frames, hidden_dim), "padding_mask": (batch, frames)}`. Defaults to `False`.
         name: str. The model's name; the input is named `input_name`.
         input_name: str. The name of the model's input. Defaults to `"audio"`.
+        preprocessed: bool. Take log-mel spectrograms `(batch, frames, num_mel_bins)`, what
+            `mmkeras.preprocessing.LogMelSpectrogram` computes in `tf.data`, instead of waveforms: the model is
+            then the network alone. Defaults to `False` (waveforms, the front end inside the model).
 
     Returns:
-        A functional `keras.Model` with input `"audio"` `(batch, num_samples)`.
+        A functional `keras.Model` with input `input_name`: waveforms `(batch, num_samples)`, or spectrograms.
 
     Example:
     >>> encoder = build_audio_encoder()
@@ -135,10 +149,15 @@ def build_audio_encoder(
         )
     if sequence_output and kind != "rnn":
         raise ValueError(f"`sequence_output=True` needs kind='rnn'. Received: kind={kind!r}")
-    waveform = keras.Input(shape=(num_samples,), name=input_name)  # (batch, samples)
-    mel = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)(waveform)  # (batch, mel, frames)
-    mel = DecibelFloor(name="decibel_floor")(mel)  # S_db >= its own peak - 80 dB, per example
-    frames = layers.Permute((2, 1), name="time_major")(mel)  # (batch, frames, mel_bins)
+    check_bool("preprocessed", preprocessed)
+    if preprocessed:  # the front end ran in tf.data (mmkeras.preprocessing.LogMelSpectrogram)
+        waveform = frames = keras.Input(shape=(spectrogram_frames(num_samples, hop_length), num_mel_bins),
+                                        name=input_name)  # (batch, frames, mel_bins) in dB
+    else:
+        waveform = keras.Input(shape=(num_samples,), name=input_name)  # (batch, samples)
+        mel = mel_spectrogram_layer(sample_rate, fft_length, hop_length, num_mel_bins)(waveform)  # (b, mel, frames)
+        mel = DecibelFloor(name="decibel_floor")(mel)  # S_db >= its own peak - 80 dB, per example
+        frames = layers.Permute((2, 1), name="time_major")(mel)  # (batch, frames, mel_bins)
     frames = layers.LayerNormalization(name="frame_norm")(frames)  # each frame: zero mean, unit variance
     if kind == "rnn":
         frames = layers.Dropout(dropout, name="dropout")(frames)

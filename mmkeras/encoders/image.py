@@ -127,6 +127,7 @@ def build_image_encoder(
     rescale: float | None = None,
     name: str = "image_encoder",
     input_name: str = "image",
+    preprocessed: bool = False,
 ) -> keras.Model:
     """Builds a small CNN image encoder: augmentation -> conv blocks -> global pooling -> Dense.
 
@@ -147,6 +148,9 @@ def build_image_encoder(
             `1 / 255` for a modality declared `dtype="uint8"`.
         name: str. The model's name. Defaults to `"image_encoder"`.
         input_name: str. The name of the model's input. Defaults to `"image"`.
+        preprocessed: bool. The pixels were rescaled in `tf.data` (`mmkeras.preprocessing.build_preprocessor`),
+            so `rescale` must be `None`; the input is float32 in [0, 1]. Augmentation stays in the model either
+            way (see `mmkeras.preprocessing`). Defaults to `False`.
 
     Returns:
         A functional `keras.Model` with input `input_name` and output `(batch, output_dim)`.
@@ -161,6 +165,10 @@ def build_image_encoder(
     check_bool("augment", augment)
     if rescale is not None:
         rescale = check_number("rescale", rescale, low=0, low_inclusive=False)
+    check_bool("preprocessed", preprocessed)
+    if preprocessed and rescale is not None:
+        raise ValueError(f"With preprocessed=True the pixels are rescaled in the preprocessor, not in the model: "
+                         f"leave `rescale` unset. Received: rescale={rescale}")
     input_shape = check_shape("input_shape", input_shape)
     if len(input_shape) not in (2, 3):
         raise ValueError(f"`input_shape` must be (height, width) or (height, width, channels). "

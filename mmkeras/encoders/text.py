@@ -49,6 +49,21 @@ def learn_vocabulary(texts, max_tokens: int | None = None) -> list[str]:
     return [str(w) for w in vectorizer.get_vocabulary()[2:]]  # drop "" (padding) and "[UNK]" (out of vocabulary)
 
 
+def caption_tokenizer(vocabulary, sequence_length: int = 12, name: str = "text_vectorizer"):
+    """The course's tokenizer: lowercase, strip punctuation, split on spaces, look words up in `vocabulary`.
+
+    Returns a `keras.layers.TextVectorization` whose outputs are token ids `(batch, sequence_length)`: 0 for
+    padding, 1 for a word outside the vocabulary, `i + 2` for `vocabulary[i]`.
+
+    Example:
+    >>> tokenizer = caption_tokenizer(["red", "toy"], sequence_length=4)
+    >>> keras.ops.convert_to_numpy(tokenizer(["A red toy!"])).tolist()
+    [[1, 2, 3, 0]]
+    """
+    return layers.TextVectorization(vocabulary=check_words("vocabulary", vocabulary),
+                                    output_sequence_length=check_int("sequence_length", sequence_length), name=name)
+
+
 def build_text_encoder(
     kind: str = "rnn",
     vocabulary=None,
@@ -60,6 +75,7 @@ def build_text_encoder(
     sequence_output: bool = False,
     name: str = "text_encoder",
     input_name: str = "text",
+    preprocessed: bool = False,
 ) -> keras.Model:
     """Builds a caption encoder: string -> token ids -> embeddings -> features.
 
@@ -83,9 +99,13 @@ def build_text_encoder(
             of one vector. Defaults to `False`.
         name: str. The model's name. Defaults to `"text_encoder"`.
         input_name: str. The name of the model's input. Defaults to `"text"`.
+        preprocessed: bool. Take token ids `(batch, sequence_length)` (int32, 0 = padding, 1 = unknown word),
+            what `mmkeras.preprocessing.build_preprocessor` makes from the captions in `tf.data`, instead of
+            strings: the model is then numeric and runs on any Keras backend. Defaults to `False` (strings, the
+            tokenizer inside the model).
 
     Returns:
-        A functional `keras.Model` with input `input_name`, a batch of strings `(batch,)`.
+        A functional `keras.Model` with input `input_name`: a batch of strings `(batch,)`, or of token ids.
 
     Example:
     >>> from mmkeras.data import VOCABULARY
@@ -103,13 +123,15 @@ def build_text_encoder(
     hidden_dim, num_heads = check_int("hidden_dim", hidden_dim), check_int("num_heads", num_heads)
     check_fraction("dropout", dropout)
     check_bool("sequence_output", sequence_output)
+    check_bool("preprocessed", preprocessed)
 
-    text = keras.Input(shape=(), dtype="string", name=input_name)  # (batch,)
-    vectorizer = layers.TextVectorization(
-        vocabulary=vocabulary, output_sequence_length=sequence_length, name="text_vectorizer"
-    )
-    token_ids = vectorizer(text)  # (batch, L); 0 = padding, 1 = out of vocabulary
-    vocab_size = vectorizer.vocabulary_size()
+    vectorizer = caption_tokenizer(vocabulary, sequence_length, name="text_vectorizer")
+    vocab_size = vectorizer.vocabulary_size()  # the words + padding (0) + out of vocabulary (1)
+    if preprocessed:
+        text = token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name=input_name)  # (batch, L)
+    else:
+        text = keras.Input(shape=(), dtype="string", name=input_name)  # (batch,)
+        token_ids = vectorizer(text)  # (batch, L); 0 = padding, 1 = out of vocabulary
     if kind == "rnn":
         x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="token_embedding")(token_ids)
         x = layers.Dropout(dropout, name="embedding_dropout")(x)  # (batch, L, embedding_dim)

@@ -16,13 +16,36 @@ def describe_inputs(specs: dict) -> dict:
     return {name: {"shape": [int(d) for d in shape[1:]], "dtype": str(dtype)} for name, (shape, dtype) in specs.items()}
 
 
+def preprocessor_of(model):
+    """The `MultimodalPreprocessor` a model holds (`model.preprocessor`), the argument itself if it is one, or None."""
+    from mmkeras.preprocessing import MultimodalPreprocessor
+
+    if isinstance(model, MultimodalPreprocessor):
+        return model
+    preprocessor = getattr(model, "preprocessor", None)
+    return preprocessor if isinstance(preprocessor, MultimodalPreprocessor) else None
+
+
 def input_specs(model) -> dict:
-    """The model's named inputs: `{name: (shape, dtype)}`, shape with its batch axis (`None`)."""
+    """The model's named inputs as a user gives them: `{name: (shape, dtype)}`, shape with its batch axis (`None`).
+
+    For a model with a preprocessor (or a `MultimodalPreprocessor` itself) these are the raw inputs the
+    preprocessor takes (captions, waveforms, pixels); otherwise the model's own symbolic inputs.
+    """
+    preprocessor = preprocessor_of(model)
+    if preprocessor is not None:
+        return {name: ((None, *spec["shape"]), spec["dtype"]) for name, spec in preprocessor.input_specs.items()}
     inputs = getattr(model, "input", None)
     if not isinstance(inputs, dict):
         raise ValueError(f"The model must take a dict of named inputs (as FusionClassifier does). "
                          f"Received: {type(model).__name__} with inputs {inputs!r}")
     return {name: (tuple(t.shape), str(t.dtype)) for name, t in inputs.items()}
+
+
+def run_inference(model, inputs: dict):
+    """`model(inputs, training=False)` on raw named inputs: through the model's preprocessor when it has one."""
+    preprocessor = preprocessor_of(model)
+    return model(inputs if preprocessor is None else preprocessor(inputs), training=False)
 
 
 def tensor_specs(specs: dict, batch_size: int | None = None) -> dict:

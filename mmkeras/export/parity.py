@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmkeras.export.graph import as_output_dict, head_names, input_specs
+from mmkeras.export.graph import as_output_dict, head_names, input_specs, run_inference
 from mmkeras.export.preprocessing_split import split_preprocessing
 from mmkeras.export.runners import load_runner
 
@@ -36,7 +36,7 @@ def keras_logits(model, features: dict, batch_size: int = 64) -> dict:
             values = np.asarray(features[name][start:start + batch_size])
             batch[name] = keras.ops.convert_to_tensor(values.astype(str) if dtype == "string" else values.astype(dtype))
         parts.append({h: keras.ops.convert_to_numpy(v)
-                      for h, v in as_output_dict(model(batch, training=False), heads).items()})
+                      for h, v in as_output_dict(run_inference(model, batch), heads).items()})
     return {head: np.concatenate([p[head] for p in parts]) for head in parts[0]}
 
 

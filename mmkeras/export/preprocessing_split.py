@@ -1,10 +1,13 @@
-"""Cutting a model in two where string ops end: a *preprocessor* (strings -> token ids, runs in TensorFlow or
-Python) and a *numeric core* (token ids and every other input in, logits out).
+"""A model in two halves: a *preprocessor* (strings -> token ids, and the rest of the raw-input work; runs in
+TensorFlow) and a *numeric core* (numbers in, logits out), for the runtimes that cannot run TensorFlow's string
+ops (TFLite's builtin ops, ONNX).
 
-TFLite's builtin ops and ONNX cannot run TensorFlow's string ops, so a model that reads captions (its text
-encoder starts with a `TextVectorization` layer) is split by `split_preprocessing`; the core takes the token ids
-under the name `"<modality>_token_ids"`, every other input unchanged. Both halves share the trained layers: no
-weight is copied. The SavedModel keeps the whole model, strings included.
+A `FusionClassifier` built from data is split already: `model.preprocessor` is the first half and the model's
+own graph the core (`split_preprocessing` just names them). A model whose text encoder holds its tokenizer (a
+`TextVectorization` layer after a string input; built with `preprocessor=None` or from your own encoders) is
+cut there: the core takes the token ids under the name `"<modality>_token_ids"`, every other input unchanged.
+Both halves share the trained layers: no weight is copied. The SavedModel keeps the whole model, strings
+included.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from mmkeras.export.graph import input_specs
+from mmkeras.export.graph import input_specs, preprocessor_of
 
 TOKEN_IDS_SUFFIX = "_token_ids"
 
@@ -23,7 +26,8 @@ class SplitModel:
     """A model cut in two where string ops end (see the module docstring).
 
     Attributes:
-        preprocessor: keras.Model or None. `{text modality: strings (batch,)}` ->
+        preprocessor: `MultimodalPreprocessor` (the model's own), keras.Model or None. The model's own
+            preprocessor maps every raw input; a cut one maps `{text modality: strings (batch,)}` ->
             `{"<modality>_token_ids": int64 (batch, sequence_length)}`; `None` when the model reads no strings.
         core: keras.Model. The numeric rest: the token ids and every other input in, the logits out (a dict
             `{head: logits}` for several heads, like the model itself). Shares its layers with the model.
@@ -43,6 +47,10 @@ class SplitModel:
 
         specs = input_specs(self.core)
         result = {}
+        if preprocessor_of(self.preprocessor) is not None:  # a MultimodalPreprocessor: every modality
+            raw = {name: np.asarray(features[name]) for name in self.preprocessor.modalities}
+            outputs = self.preprocessor(raw)
+            return {name: keras.ops.convert_to_numpy(outputs[name]).astype(dtype) for name, (_, dtype) in specs.items()}
         if self.preprocessor is not None:
             import tensorflow as tf
 
@@ -82,6 +90,11 @@ def split_preprocessing(model) -> SplitModel:
 
     from mmkeras.models import FusionClassifier
 
+    preprocessor = preprocessor_of(model)
+    if preprocessor is not None:  # already split: the preprocessor, and the model's numeric graph as the core
+        core = keras.Model(model.input, model.output, name=f"{model.name}_core")
+        strings = tuple(name for name, spec in preprocessor.input_specs.items() if spec["dtype"] == "string")
+        return SplitModel(preprocessor, core, strings)
     specs = input_specs(model)
     strings = tuple(name for name, (_, dtype) in specs.items() if dtype == "string")
     if not strings:

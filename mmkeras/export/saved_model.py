@@ -22,7 +22,15 @@ import shutil
 import numpy as np
 
 from mmkeras._validation import check_int
-from mmkeras.export.graph import as_output_dict, describe_inputs, head_names, input_specs, tensor_specs
+from mmkeras.export.graph import (
+    as_output_dict,
+    describe_inputs,
+    head_names,
+    input_specs,
+    preprocessor_of,
+    run_inference,
+    tensor_specs,
+)
 
 METADATA_FILE = "metadata.json"
 """The description of a SavedModel export, written inside its directory (see `export_saved_model`)."""
@@ -52,8 +60,13 @@ def write_archive(model, directory, batch_size: int | None = None, heads=None) -
     """A SavedModel whose `serving_default` signature takes the named inputs and returns `{head: logits}`,
     always in inference mode (see "One trap, avoided" in the module docstring).
 
+    A model with a preprocessor (`model.preprocessor`) is exported end to end: the signature takes the raw
+    inputs (caption strings, waveforms, pixels) and runs `model(preprocessor(inputs))`, the preprocessor's
+    TensorFlow ops (tokenizer table included) inside the SavedModel. A `MultimodalPreprocessor` alone is
+    exported as a signature from raw inputs to `{modality: preprocessed}` (what a TFLite app runs first).
+
     Args:
-        model: keras.Model with named inputs.
+        model: keras.Model with named inputs, or a `MultimodalPreprocessor`.
         directory: str or Path. Where TensorFlow writes the SavedModel.
         batch_size: int or None. A fixed batch size for the signature (TFLite wants 1), or `None` (any).
         heads: sequence of str or None. The output names; `None` reads them from the model (`head_names`).
@@ -61,13 +74,20 @@ def write_archive(model, directory, batch_size: int | None = None, heads=None) -
     import keras
 
     specs = tensor_specs(input_specs(model), batch_size)
-    heads = tuple(heads) if heads is not None else head_names(model)
+    preprocessor = preprocessor_of(model)
+    if preprocessor is model:
+        def serve(inputs):
+            return model(inputs)
+    else:
+        heads = tuple(heads) if heads is not None else head_names(model)
 
-    def serve(inputs):
-        return as_output_dict(model(inputs, training=False), heads)
+        def serve(inputs):
+            return as_output_dict(run_inference(model, inputs), heads)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if preprocessor is not None and preprocessor is not model:
+        archive.track(preprocessor)
     track_tf_variables_once(archive)
     archive.add_endpoint(name="serve", fn=serve, input_signature=[specs])
     archive.write_out(str(directory), verbose=False)
