@@ -66,6 +66,13 @@ class TaskModel(keras_hub.models.Task):
             return keras.Model.evaluate(self, x, y, *args, **kwargs)
         return super().evaluate(x, y, *args, **kwargs)
 
+    def summary(self, *args, print_fn=None, **kwargs):
+        """Keras's summary of the model, after one line per modality of its preprocessor (if it has one)."""
+        describe = getattr(self.preprocessor, "describe", None)
+        if describe is not None:
+            (print_fn or print)(describe())
+        return keras.Model.summary(self, *args, print_fn=print_fn, **kwargs)
+
     def __call__(self, *args, **kwargs):
         # keras-hub refuses strings in a direct call, because its models take them only through a preprocessor.
         # A model without one may read strings in its own graph (a text encoder with its tokenizer inside).

@@ -407,7 +407,8 @@ class MultimodalData:
         return MultimodalData(pick(self.features), pick(self.labels), pick(self.meta), self.schema)
 
     def inputs(self, modalities=None) -> dict:
-        """The features as model inputs, `{modality: tensor}`, ready for `model(data.inputs())`.
+        """The features as model inputs, `{modality: tensor}`, ready for `model.predict(data.inputs())`,
+        or for a model that reads raw inputs (`model(data.inputs())`).
 
         Keras takes NumPy arrays for numbers, but a batch of strings must be a `tf.string` tensor: this does
         the conversion for every modality at once.

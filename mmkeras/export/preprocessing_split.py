@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from mmkeras.export.graph import input_specs, preprocessor_of
+from mmkeras.export.graph import head_names, input_specs, preprocessor_of
 
 TOKEN_IDS_SUFFIX = "_token_ids"
 
@@ -93,6 +93,7 @@ def split_preprocessing(model) -> SplitModel:
     preprocessor = preprocessor_of(model)
     if preprocessor is not None:  # already split: the preprocessor, and the model's numeric graph as the core
         core = keras.Model(model.input, model.output, name=f"{model.name}_core")
+        core.head_names = head_names(model)  # its single output is named after the model's head in every export
         strings = tuple(name for name, spec in preprocessor.input_specs.items() if spec["dtype"] == "string")
         return SplitModel(preprocessor, core, strings)
     specs = input_specs(model)
@@ -136,4 +137,5 @@ def split_preprocessing(model) -> SplitModel:
         outputs = next(iter(outputs.values()))
     preprocessor = keras.Model(pre_inputs, pre_outputs, name=f"{model.name}_preprocessor")
     core = keras.Model(core_inputs, outputs, name=f"{model.name}_core")
+    core.head_names = head_names(model)
     return SplitModel(preprocessor, core, tuple(pre_inputs))

@@ -126,6 +126,21 @@ class MultimodalPreprocessor(keras.layers.Layer):
                 outputs[name] = tf.cast(y, tf.int32) if y.dtype.is_integer else y  # token ids: int32 on any backend
         return to_backend(outputs)
 
+    def describe(self) -> str:
+        """One line per modality: the raw input, and the step that turns it into the model's input.
+
+        Example:
+        >>> print(MultimodalPreprocessor({"x": None}, {"x": {"shape": [3], "dtype": "uint8"}}, name="pre").describe())
+        Preprocessor 'pre' (TensorFlow, in tf.data):
+          x: uint8 (3,) -> float32 as it is
+        """
+        lines = [f"Preprocessor {self.name!r} (TensorFlow, in tf.data):"]
+        for name, step in self.steps.items():
+            spec = self.input_specs[name]
+            what = "float32 as it is" if step is None else type(step).__name__
+            lines.append(f"  {name}: {spec['dtype']} {tuple(spec['shape'])} -> {what}")
+        return "\n".join(lines)
+
     def compute_output_spec(self, inputs):
         raise NotImplementedError("MultimodalPreprocessor runs on data (tf.data, NumPy), not on symbolic inputs.")
 

@@ -80,10 +80,10 @@ def exercise_3():
     fine = ~(test.meta["image_failed"] | test.meta["video_failed"] | test.meta["audio_failed"]
              | test.meta["text_omitted_color"] | test.meta["text_omitted_direction"] | test.meta["text_misleading"])
     sample = test.select(np.flatnonzero(fine)[:1])
-    x = sample.inputs()  # {modality: tensor}
-    before = keras.ops.convert_to_numpy(keras.ops.softmax(model(x, training=False)))[0]  # logits -> probabilities
-    x["image"] = keras.ops.zeros_like(x["image"])  # a tensor, like the other inputs (Keras refuses a mix)
-    after = keras.ops.convert_to_numpy(keras.ops.softmax(model(x, training=False)))[0]
+    x = dict(sample.features)  # {modality: NumPy array}, raw: predict runs the model's preprocessor first
+    before = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0)))[0]  # logits -> probabilities
+    x["image"] = np.zeros_like(x["image"])
+    after = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(x, verbose=0)))[0]
     assert not np.allclose(before, after), "zeroing the image must change the probabilities"
     blind = MultimodalData(test.features | {"image": np.zeros_like(test.features["image"])}, test.labels, test.meta,
                            test.schema)

@@ -1,7 +1,7 @@
 """Solutions to the exercises of notebook 14 (deploying a multimodal model).
 
 Run: `python notebooks/solutions/14_deployment.py` (add `MMKERAS_SMOKE=1` for a quick run, under a minute; the
-full run trains on 3,000 AV-MNIST pairs like the notebook: a few minutes on 2 CPU cores). Offline, AV-MNIST is
+full run trains on 4,000 AV-MNIST pairs like the notebook: a few minutes on 2 CPU cores). Offline, AV-MNIST is
 the course's stand-in (`prepare_avmnist(fallback="fixture")` says so), so accuracies say nothing about the real
 benchmark.
 """
@@ -35,7 +35,7 @@ def exercise_1_histograms(train, val, log_dir: pathlib.Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     keras.utils.set_random_seed(0)
-    model = build_fusion_classifier(train)
+    model = build_fusion_classifier(train, preprocessor=None)  # as in the notebook: the log-mel inside
     fit_classifier(model, train, val, epochs=max(2, EPOCHS), batch_size=64,
                    callbacks=[keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1)])
     events = EventAccumulator(str(log_dir / "train"), size_guidance={"tensors": 0})
@@ -43,7 +43,8 @@ def exercise_1_histograms(train, val, log_dir: pathlib.Path):
     tags = events.Tags()["tensors"]
     histograms = [t for t in tags if not t.startswith("epoch_")]
     print(f"1. {len(tags)} tensor tags; {len(histograms)} are weight histograms, e.g. {histograms[:3]}")
-    kernel_tag = next(t for t in histograms if "kernel" in t)
+    assert len(histograms) == len(model.weights), (histograms, [w.path for w in model.weights])  # one per weight
+    kernel_tag = next(t for t in histograms if t.startswith("fusion/") and "kernel" in t)  # the fusion projection
     for point in events.Tensors(kernel_tag):
         buckets = tf.make_ndarray(point.tensor_proto)  # (buckets, 3): left edge, right edge, count
         centres, counts = buckets[:, :2].mean(1), buckets[:, 2]
