@@ -62,8 +62,10 @@ def model_inputs(model, inputs):
     A task model with a `MultimodalPreprocessor` reads numbers (token ids, log-mel spectrograms) in a direct
     call; its `fit`/`predict` preprocess raw data themselves.
     """
-    preprocessor = getattr(model, "preprocessor", None)
-    if preprocessor is None:
+    from mmkeras.preprocessing import MultimodalPreprocessor
+
+    preprocessor = getattr(model, "preprocessor", None)  # a BertTextEncoder's own keras-hub preprocessor is inside it
+    if not isinstance(preprocessor, MultimodalPreprocessor):
         return inputs
     return _as_numpy(preprocessor(inputs))
 
