@@ -66,13 +66,14 @@ def test_the_cleaner_removes_exactly_the_known_noise():
             "I0000 00:00:1795450294.385052     699 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
             "/tmp/venv/lib/python3.11/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please...\n"
             "  from .autonotebook import tqdm as notebook_tqdm\n"
+            "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
             "UserWarning: something a learner should see\n")
     cell = nbformat.v4.new_code_cell("x = 1")
     cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=text),
                     nbformat.v4.new_output("stream", name="stderr", text="I0000 00:00:1.2   9 port.cc:1] oneDNN custom "
                                                                            "operations are on\n")]
     notebook.cells.append(cell)
-    assert clean_outputs(notebook) == 6
+    assert clean_outputs(notebook) == 7
     assert [o["text"] for o in cell.outputs] == ["UserWarning: something a learner should see\n"]
     assert find_noise(notebook) == []
 

@@ -22,11 +22,12 @@ NOISE_PATTERNS = (
                r"drivers|Unable to register cu(DNN|FFT|BLAS) factory|This TensorFlow binary is optimized|"
                r"failed call to cuInit|computation placer already registered)"),
     re.compile(r"TqdmWarning: IProgress not found"),
+    re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"),  # the TFLite interpreter's start-up
     re.compile(r"^\s+from \.autonotebook import tqdm as notebook_tqdm$"),
 )
 """The stderr lines `clean_outputs` removes: TensorFlow's start-up block and tqdm's missing-widgets warning."""
 
-NOISE_WORDS = ("oneDNN", "cuda", "absl", "TqdmWarning", "site-packages")
+NOISE_WORDS = ("oneDNN", "cuda", "absl", "TqdmWarning", "site-packages", "XNNPACK")
 """Words that must not appear in any committed output (they would mean noise got through)."""
 
 
