@@ -19,8 +19,10 @@ and the other N - 1 captions are the negatives. Each of the two cross-entropies 
 * `scene_prompts()`, `zero_shot_attributes(...)`: zero-shot classification of the scenes' attributes by captions;
 * `bench()`: the notebook's recipe, timed (`mmkeras bench-...`).
 
-The text encoder holds a `TextVectorization` layer (string inputs), so `CLIPModel` with the default encoders is a
-TensorFlow-backend model, fed by `tf.data`; the model code itself uses only `keras.ops`.
+`build_clip_model()` splits the tokenizer out of the graph, the keras-hub way: `model.preprocessor` turns captions
+into token ids (TensorFlow, mapped in `tf.data` by `fit`/`evaluate`/`predict`, and by `encode_text`), and the model
+itself reads numbers with `keras.ops` only, on any backend. `preprocessor=None` keeps the tokenizer inside the text
+encoder (a TensorFlow-only graph that reads strings).
 
 References:
     Radford et al. Learning Transferable Visual Models From Natural Language Supervision (CLIP). ICML 2021.
@@ -37,7 +39,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from mmkeras._validation import check_bool, check_int, check_number
+from mmkeras._validation import check_bool, check_choice, check_int, check_number
 from mmkeras.config import is_smoke, seed_everything
 from mmkeras.models import input_for
 from mmkeras.optimizers import course_optimizer
@@ -114,26 +116,35 @@ class CLIPModel(TaskModel):
 
     Args:
         image_encoder: keras.Model. Image `(batch, h, w, c)` -> features `(batch, f_i)`; a functional model.
-        text_encoder: keras.Model. Captions `(batch,)` strings -> features `(batch, f_t)`.
+        text_encoder: keras.Model. Captions -> features `(batch, f_t)`: token ids `(batch, L)` when a
+            `preprocessor` tokenizes them, else `(batch,)` strings (a tokenizer inside the encoder).
         embedding_dim: int. The width `d` of the shared embedding space. Defaults to `64`.
         temperature: float. The initial temperature `tau` (CLIP: 0.07); the logits are `s_ij / tau`.
             Defaults to `0.07`.
         learn_temperature: bool. `True` trains `t = log(1 / tau)` with the encoders (CLIP); `False` keeps
             `tau` fixed. Defaults to `True`.
         max_scale: float. The scale `1 / tau` is clipped at this value (CLIP: 100). Defaults to `100`.
+        preprocessor: `mmkeras.preprocessing.MultimodalPreprocessor` for `"image"` and `"text"`, or None. Run in
+            `tf.data` by `fit`/`evaluate`/`predict` and by `encode_image`/`encode_text`; `model(x)` then takes
+            its outputs (token ids). Defaults to None (the encoders read the raw inputs).
         **kwargs: passed on to `keras.Model` (e.g. `name`).
 
     Example:
-    >>> model = build_clip_model(embedding_dim=16)
-    >>> out = model({"image": np.zeros((2, 32, 32, 3), "float32"),
-    ...              "text": np.array(["a small red cross at the top", "a large blue circle on the left"])})
+    >>> model = build_clip_model(embedding_dim=16)  # with its preprocessor: captions -> token ids
+    >>> texts = ["a small red cross at the top", "a large blue circle on the left"]
+    >>> x = model.preprocessor({"image": np.zeros((2, 32, 32, 3)), "text": texts})  # text: (2, 8) token ids
+    >>> out = model(x)
     >>> tuple(out["image"].shape), tuple(out["text"].shape), round(model.temperature, 2)
     ((2, 16), (2, 16), 0.07)
+    >>> model.similarity(np.zeros((3, 32, 32, 3), "float32"), texts).shape  # raw captions, tokenized on the way
+    (3, 2)
     >>> model.compile()  # Adam; the loss is CLIP's, in compute_loss
     """
 
     def __init__(self, image_encoder, text_encoder, embedding_dim=64, temperature=INITIAL_TEMPERATURE,
-                 learn_temperature=True, max_scale=MAX_LOGIT_SCALE, **kwargs):
+                 learn_temperature=True, max_scale=MAX_LOGIT_SCALE, preprocessor=None, **kwargs):
+        from mmkeras.preprocessing import check_preprocessor
+
         for name, encoder in (("image_encoder", image_encoder), ("text_encoder", text_encoder)):
             if not isinstance(encoder, keras.Model):
                 raise ValueError(f"`{name}` must be a keras.Model. Received: {name}={encoder!r}")
@@ -141,6 +152,7 @@ class CLIPModel(TaskModel):
         max_scale = check_number("max_scale", max_scale, low=1, low_inclusive=True)
         temperature = check_number("temperature", temperature, low=1 / max_scale, low_inclusive=True)
         learn_temperature = check_bool("learn_temperature", learn_temperature)
+        preprocessor = check_preprocessor(preprocessor, ("image", "text"))
 
         # === Functional graph ===
         inputs = {"image": input_for("image", image_encoder), "text": input_for("text", text_encoder)}
@@ -159,6 +171,7 @@ class CLIPModel(TaskModel):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
+        self.preprocessor = preprocessor
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.image_projection = image_projection
@@ -208,18 +221,25 @@ class CLIPModel(TaskModel):
 
     def encode_image(self, images, batch_size: int = 256) -> np.ndarray:
         """The L2-normalised image embeddings `(n, d)` of images `(n, h, w, c)`, as NumPy."""
-        return self._encode(images, self.image_encoder, self.image_projection, batch_size)
+        return self._encode("image", images, self.image_encoder, self.image_projection, batch_size)
 
     def encode_text(self, texts, batch_size: int = 256) -> np.ndarray:
         """The L2-normalised caption embeddings `(n, d)` of a list of captions, as NumPy."""
         texts = np.asarray([str(t) for t in (texts.tolist() if isinstance(texts, np.ndarray) else texts)])
-        return self._encode(texts, self.text_encoder, self.text_projection, batch_size)
+        return self._encode("text", texts, self.text_encoder, self.text_projection, batch_size)
 
-    def _encode(self, values, encoder, projection, batch_size):
+    def _encode(self, modality, values, encoder, projection, batch_size):
         batch_size = check_int("batch_size", batch_size)
         chunks = []
         for start in range(0, len(values), batch_size):
-            z = projection(encoder(ops.convert_to_tensor(values[start:start + batch_size]), training=False))
+            x = values[start:start + batch_size]
+            if self.preprocessor is not None:
+                x = self.preprocessor.preprocess(modality, x)  # captions -> token ids (batch, L)
+            elif modality == "text":
+                import tensorflow as tf  # the text encoder reads strings: a TensorFlow graph
+
+                x = tf.constant(x)
+            z = projection(encoder(ops.convert_to_tensor(x) if modality == "image" else x, training=False))
             chunks.append(keras.ops.convert_to_numpy(ops.normalize(z, axis=-1)))  # (batch, d), unit rows
         if not chunks:
             raise ValueError(f"Nothing to encode. Received: {len(values)} items")
@@ -239,13 +259,16 @@ class CLIPModel(TaskModel):
             "temperature": self.initial_temperature,
             "learn_temperature": self.learn_temperature,
             "max_scale": self.max_scale,
+            "preprocessor": None if self.preprocessor is None else keras.saving.serialize_keras_object(
+                self.preprocessor),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("image_encoder", "text_encoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("image_encoder", "text_encoder", "preprocessor"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 
@@ -264,26 +287,41 @@ def build_scene_image_encoder(filters=(32, 64), output_dim: int = 128, name: str
     return encoder
 
 
-def build_scene_text_encoder(kind: str = "rnn", hidden_dim: int = 32, name: str = "text_encoder") -> keras.Model:
-    """The caption encoder for the scenes: `mmkeras.encoders.build_text_encoder` on `SCENE_VOCABULARY`."""
+def build_scene_text_encoder(kind: str = "rnn", hidden_dim: int = 32, name: str = "text_encoder",
+                             preprocessed: bool = False) -> keras.Model:
+    """The caption encoder for the scenes: `mmkeras.encoders.build_text_encoder` on `SCENE_VOCABULARY`.
+
+    `preprocessed=True`: it reads the token ids of `image_text_preprocessor(SCENE_VOCABULARY, 8, ...)`.
+    """
     from mmkeras.data.scenes import SCENE_CAPTION_LENGTH, SCENE_VOCABULARY
     from mmkeras.encoders import build_text_encoder
 
     return build_text_encoder(kind=kind, vocabulary=SCENE_VOCABULARY, sequence_length=SCENE_CAPTION_LENGTH,
-                              embedding_dim=32, hidden_dim=hidden_dim, dropout=0.0, name=name)
+                              embedding_dim=32, hidden_dim=hidden_dim, dropout=0.0, name=name,
+                              preprocessed=preprocessed)
 
 
 def build_clip_model(embedding_dim: int = 64, filters=(32, 64), image_features: int = 128, text_kind: str = "rnn",
                      temperature: float = INITIAL_TEMPERATURE, learn_temperature: bool = True,
-                     name: str = "clip") -> CLIPModel:
+                     name: str = "clip", preprocessor="auto") -> CLIPModel:
     """A `CLIPModel` sized for the captioned scenes: a small CNN and a bidirectional-GRU caption encoder.
+
+    `preprocessor="auto"` (the default) tokenizes the captions in `model.preprocessor` (`image_text_preprocessor`)
+    and gives the model a numeric text encoder; `None` keeps the tokenizer inside the text encoder.
 
     Example:
     >>> {key: tensor.shape for key, tensor in build_clip_model(embedding_dim=8).output.items()}
     {'image': (None, 8), 'text': (None, 8)}
     """
-    return CLIPModel(build_scene_image_encoder(filters, image_features), build_scene_text_encoder(text_kind),
+    from mmkeras.data.scenes import SCENE_CAPTION_LENGTH, SCENE_VOCABULARY
+    from mmkeras.preprocessing import image_text_preprocessor
+
+    split = check_choice("preprocessor", preprocessor, ("auto", None)) == "auto"
+    image_encoder = build_scene_image_encoder(filters, image_features)
+    return CLIPModel(image_encoder, build_scene_text_encoder(text_kind, preprocessed=split),
                      embedding_dim=embedding_dim, temperature=temperature, learn_temperature=learn_temperature,
+                     preprocessor=image_text_preprocessor(SCENE_VOCABULARY, SCENE_CAPTION_LENGTH,
+                                                          image_encoder.input_shape[1:]) if split else None,
                      name=name)
 
 

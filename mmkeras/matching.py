@@ -17,7 +17,8 @@ It learns from pairs: each picture with its own caption (a positive) and with ca
   To reject those, the matcher must check every attribute.
 
 `word_attention` returns the attention of every caption word over the image grid, for heat maps.
-TensorFlow is needed only because the text encoder takes strings (`TextVectorization`).
+By default the tokenizer runs beside the model, in `model.preprocessor` (TensorFlow, in `tf.data`), and the model
+itself reads token ids on any backend; `preprocessor=None` keeps it inside the text encoder (strings in the graph).
 """
 
 from __future__ import annotations
@@ -76,22 +77,30 @@ class ImageTextMatcher(TaskModel):
         num_heads: int. Attention heads, in the text encoder and in the cross-attention. Defaults to `2`.
         hidden_dim: int. Units of the head's hidden layer. Defaults to `64`.
         dropout: float. Dropout of the text encoder and of the attention weights. Defaults to `0.0`.
+        preprocessor: `"auto"`, None or a `mmkeras.preprocessing.MultimodalPreprocessor`. `"auto"` tokenizes the
+            captions beside the model (`image_text_preprocessor(vocabulary, sequence_length, image_shape)`), run by
+            `fit`/`evaluate`/`predict`; `None` puts the tokenizer inside the text encoder. Defaults to `"auto"`.
         **kwargs: passed on to `keras.Model` (e.g. `name`).
 
-    Inputs: `{"image": (batch, 32, 32, 3) float32, "text": (batch,) strings}`. Output: the match logit `(batch, 1)`.
+    Inputs: `{"image": (batch, 32, 32, 3) float32, "text": (batch, 8) int32 token ids}` (with `preprocessor=None`,
+    `(batch,)` strings); `fit`, `evaluate` and `predict` take the captions as strings. Output: the match logit
+    `(batch, 1)`.
 
     Example:
-    >>> import tensorflow as tf
     >>> matcher = ImageTextMatcher(filters=(4, 8), embedding_dim=8, width=8, hidden_dim=8)
-    >>> tuple(matcher({"image": keras.ops.zeros((2, 32, 32, 3)), "text": tf.constant(["a small red cross"] * 2)}).shape)
+    >>> raw = {"image": np.zeros((2, 32, 32, 3), "float32"), "text": np.array(["a small red cross"] * 2)}
+    >>> matcher.predict(raw, verbose=0).shape
+    (2, 1)
+    >>> tuple(matcher(matcher.preprocessor(raw)).shape)  # the model itself reads token ids
     (2, 1)
     """
 
     def __init__(self, vocabulary=SCENE_VOCABULARY, sequence_length=SCENE_CAPTION_LENGTH,
                  image_shape=(SCENE_IMAGE_SIZE, SCENE_IMAGE_SIZE, 3), filters=(16, 32, 64), embedding_dim=32, width=64,
-                 num_heads=2, hidden_dim=64, dropout=0.0, **kwargs):
+                 num_heads=2, hidden_dim=64, dropout=0.0, preprocessor="auto", **kwargs):
         from mmkeras.encoders import build_text_encoder
         from mmkeras.fusion import CrossModalAttention
+        from mmkeras.preprocessing import MultimodalPreprocessor, check_preprocessor, image_text_preprocessor
 
         vocabulary = check_words("vocabulary", vocabulary)
         sequence_length = check_int("sequence_length", sequence_length)
@@ -100,17 +109,24 @@ class ImageTextMatcher(TaskModel):
         embedding_dim, width = check_int("embedding_dim", embedding_dim), check_int("width", width)
         num_heads, hidden_dim = check_int("num_heads", num_heads), check_int("hidden_dim", hidden_dim)
         dropout = check_fraction("dropout", dropout)
+        if preprocessor == "auto":
+            preprocessor = image_text_preprocessor(vocabulary, sequence_length, image_shape)
+        elif preprocessor is not None and not isinstance(preprocessor, MultimodalPreprocessor):
+            raise ValueError(f"`preprocessor` must be 'auto', None or a MultimodalPreprocessor. "
+                             f"Received: preprocessor={preprocessor!r}")
+        preprocessor = check_preprocessor(preprocessor, ("image", "text"))
 
         # === Functional graph ===
         image_encoder = build_image_token_encoder(image_shape, filters, name="image_encoder")
         text_encoder = build_text_encoder("transformer", vocabulary=vocabulary, sequence_length=sequence_length,
                                           embedding_dim=embedding_dim, hidden_dim=2 * embedding_dim,
                                           num_heads=num_heads, dropout=dropout, sequence_output=True,
-                                          name="text_encoder")
+                                          name="text_encoder", preprocessed=preprocessor is not None)
         fusion = CrossModalAttention(query_index=1, width=width, num_heads=num_heads, dropout=dropout,
                                      name="cross_attention")  # queries: the words (input 1); keys, values: the image
         image = keras.Input(shape=image_shape, name="image")
-        text = keras.Input(shape=(), dtype="string", name="text")
+        text = text_encoder.inputs[0]  # token ids (batch, L), or strings (batch,) with the tokenizer inside
+        text = keras.Input(shape=text.shape[1:], dtype=text.dtype, name="text")
         tokens = image_encoder(image)  # (batch, grid, filters[-1])
         words = text_encoder(text)  # {"sequence": (batch, words, embedding_dim), "padding_mask": (batch, words)}
         fused = fusion([tokens, words["sequence"]], padding_masks=[None, words["padding_mask"]])  # (batch, width)
@@ -119,6 +135,7 @@ class ImageTextMatcher(TaskModel):
         super().__init__(inputs={"image": image, "text": text}, outputs=logit, **kwargs)
 
         # === Config ===
+        self.preprocessor = preprocessor
         self.image_encoder, self.text_encoder, self.fusion = image_encoder, text_encoder, fusion
         self.vocabulary = vocabulary
         self.sequence_length = sequence_length
@@ -155,10 +172,15 @@ class ImageTextMatcher(TaskModel):
         return {"name": self.name, "trainable": self.trainable, "vocabulary": list(self.vocabulary),
                 "sequence_length": self.sequence_length, "image_shape": list(self.image_shape),
                 "filters": list(self.filters), "embedding_dim": self.embedding_dim, "width": self.width,
-                "num_heads": self.num_heads, "hidden_dim": self.hidden_dim, "dropout": self.dropout}
+                "num_heads": self.num_heads, "hidden_dim": self.hidden_dim, "dropout": self.dropout,
+                "preprocessor": None if self.preprocessor is None else keras.saving.serialize_keras_object(
+                    self.preprocessor)}
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("preprocessor"), dict):
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         return cls(**config)
 
 
@@ -345,15 +367,19 @@ def word_attention(model, images, captions) -> np.ndarray:
         images: array `(batch, 32, 32, 3)`.
         captions: list or array of str `(batch,)`.
     """
-    import tensorflow as tf  # the text encoder takes strings
-
     images = np.asarray(images, dtype="float32")
     captions = np.asarray(captions).astype(str)
     if images.ndim != 4 or len(images) != len(captions):
         raise ValueError(f"Pass images (batch, h, w, c) and one caption per image. Received: images of shape "
                          f"{images.shape} and {len(captions)} captions")
     tokens = model.image_encoder(images, training=False)  # (batch, h*w, c)
-    words = model.text_encoder(tf.constant(captions), training=False)  # {"sequence", "padding_mask"}
+    if model.preprocessor is not None:
+        text = model.preprocessor.preprocess("text", captions)  # token ids (batch, L)
+    else:
+        import tensorflow as tf  # the text encoder reads strings: a TensorFlow graph
+
+        text = tf.constant(captions)
+    words = model.text_encoder(text, training=False)  # {"sequence", "padding_mask"}
     features = [tokens, words["sequence"]]
     scores = model.fusion.attention_scores(features, [None, words["padding_mask"]])  # (batch, heads, words, h*w)
     scores = keras.ops.convert_to_numpy(scores).mean(axis=1)  # (batch, words, h*w)

@@ -23,7 +23,7 @@ from mmkeras.data.synthetic import SCHEMA as TOYS_SCHEMA
 from mmkeras.encoders import build_encoders
 from mmkeras.fusion import FUSIONS, ConcatenationFusion, ModalityDropout, ModalityPresence, get_fusion
 from mmkeras.losses import UncertaintyWeighting
-from mmkeras.preprocessing import MultimodalPreprocessor, build_preprocessor
+from mmkeras.preprocessing import build_preprocessor, check_preprocessor
 from mmkeras.task import TaskModel
 
 DEFAULT_HIDDEN_DIM = 64  # the fused width H when neither `hidden_dim` nor the fusion layer says otherwise
@@ -136,13 +136,7 @@ class FusionClassifier(TaskModel):
         dropout = None if dropout is None else check_fraction("dropout", dropout)
         modality_dropout = check_fraction("modality_dropout", modality_dropout)
         check_choice("loss_weighting", loss_weighting, (None, "uncertainty"))
-        if preprocessor is not None:
-            if not isinstance(preprocessor, MultimodalPreprocessor):
-                raise ValueError(f"`preprocessor` must be a mmkeras.preprocessing.MultimodalPreprocessor or None. "
-                                 f"Received: preprocessor={preprocessor!r}")
-            if set(preprocessor.modalities) != set(encoders):
-                raise ValueError(f"The preprocessor must prepare exactly the encoders' modalities {sorted(encoders)}. "
-                                 f"Received: a preprocessor for {sorted(preprocessor.modalities)}")
+        preprocessor = check_preprocessor(preprocessor, encoders)
         if loss_weighting == "uncertainty" and len(heads) < 2:
             raise ValueError(f"loss_weighting='uncertainty' weighs several heads against each other. "
                              f"Received: heads={heads}")

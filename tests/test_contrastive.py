@@ -20,7 +20,7 @@ from mmkeras.contrastive import (
     zero_shot_attributes,
 )
 from mmkeras.data.scenes import make_scenes
-from mmkeras.testing import check_config_round_trip, check_save_load, check_shapes
+from mmkeras.testing import check_config_round_trip, check_save_load, check_shapes, model_inputs
 
 
 def numpy_clip_loss(image, text, t, max_scale=100.0):
@@ -143,12 +143,32 @@ def test_shapes_eager_symbolic_and_batch_of_one_and_unit_norm():
     keras.utils.set_random_seed(0)
     model = tiny_model()
     x = batch(3)
-    check_shapes(model, {k: tf.constant(v) for k, v in x.items()}, (3, 8))  # string tensors for the symbolic check
-    out = model(x)
+    numbers = model_inputs(model, x)  # the preprocessor's outputs: captions -> token ids
+    assert numbers["text"].dtype == np.int32 and numbers["text"].shape == (3, 8)
+    check_shapes(model, numbers, (3, 8))
+    out = model(numbers)
     for key in ("image", "text"):
         np.testing.assert_allclose(np.linalg.norm(keras.ops.convert_to_numpy(out[key]), axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(model.encode_image(x["image"]), keras.ops.convert_to_numpy(out["image"]), atol=1e-5)
     np.testing.assert_allclose(model.encode_text(x["text"]), keras.ops.convert_to_numpy(out["text"]), atol=1e-5)
+    predicted = model.predict(x, verbose=0)  # raw captions: keras-hub's Task maps the preprocessor
+    np.testing.assert_allclose(predicted["text"], keras.ops.convert_to_numpy(out["text"]), atol=1e-5)
+    with pytest.raises(ValueError, match="preprocessor"):
+        model(x)  # strings in a direct call: keras-hub's message names the preprocessor
+
+
+def test_the_split_model_computes_what_the_tokenizer_inside_computes():
+    """`build_clip_model()` tokenizes beside the model; `preprocessor=None` inside. Same weights, same embeddings."""
+    keras.utils.set_random_seed(0)
+    split, inside = tiny_model(), tiny_model(preprocessor=None)
+    assert split.preprocessor is not None and inside.preprocessor is None
+    assert split.text_encoder.inputs[0].dtype == "int32" and inside.text_encoder.inputs[0].dtype == "string"
+    inside.set_weights(split.get_weights())  # the tokenizer has no weights: the lists line up
+    x = batch(4)
+    np.testing.assert_allclose(split.similarity(x["image"], x["text"]), inside.similarity(x["image"], x["text"]),
+                               atol=1e-6)
+    out = inside({k: tf.constant(v) for k, v in x.items()})  # strings in the graph: a direct call takes them
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out["text"]), split.encode_text(x["text"]), atol=1e-6)
 
 
 def test_config_round_trip_and_save_load_give_equal_embeddings(tmp_path):
@@ -164,7 +184,7 @@ def test_config_round_trip_and_save_load_give_equal_embeddings(tmp_path):
 def test_every_trainable_weight_including_the_temperature_gets_a_gradient():
     keras.utils.set_random_seed(0)
     model = tiny_model()
-    x = batch(4)
+    x = model_inputs(model, batch(4))
     with tf.GradientTape() as tape:
         loss = model.compute_loss(x, y_pred=model(x, training=True))
     grads = tape.gradient(loss, model.trainable_weights)
@@ -222,6 +242,11 @@ def test_bad_arguments_raise():
         CLIPModel(model.image_encoder, model.text_encoder, temperature=0.001)  # below 1 / max_scale
     with pytest.raises(ValueError, match="do not pass `loss`"):
         model.compile(loss="mse")
+    with pytest.raises(ValueError, match="exactly the model's modalities"):
+        CLIPModel(model.image_encoder, model.text_encoder, preprocessor=model.preprocessor.__class__(
+            {"text": None}, {"text": {"shape": [], "dtype": "string"}}))
+    with pytest.raises(ValueError, match="preprocessor"):
+        build_clip_model(preprocessor="inside")
     with pytest.raises(ValueError, match="one id per prompt"):
         zero_shot_attributes(model, batch(2)["image"], ["a red circle"], {"color": [0, 1]})
 

@@ -243,11 +243,28 @@ def test_image_token_encoder():
 
 def test_matcher_contract(scenes, tmp_path):
     model = ImageTextMatcher(**TINY_MATCHER)
-    inputs = _matcher_inputs(scenes)
-    testing.check_shapes(model, inputs, (6, 1))
+    raw = _matcher_inputs(scenes)
+    numbers = testing.model_inputs(model, raw)  # captions -> token ids (batch, 8), beside the model
+    assert numbers["text"].dtype == np.int32 and numbers["text"].shape == (6, 8)
+    testing.check_shapes(model, numbers, (6, 1))
     testing.check_config_round_trip(model)
-    testing.check_save_load(model, inputs, tmp_path)
-    testing.check_gradients(model, inputs)
+    loaded = testing.check_save_load(model, raw, tmp_path)
+    assert loaded.preprocessor is not None
+    testing.check_gradients(model, numbers)
+    np.testing.assert_allclose(model.predict(raw, verbose=0), keras.ops.convert_to_numpy(model(numbers)), atol=1e-5)
+
+
+def test_the_split_matcher_computes_what_the_tokenizer_inside_computes(scenes):
+    keras.utils.set_random_seed(0)
+    split, inside = ImageTextMatcher(**TINY_MATCHER), ImageTextMatcher(**TINY_MATCHER, preprocessor=None)
+    assert inside.preprocessor is None and inside.input["text"].dtype == "string"
+    inside.set_weights(split.get_weights())
+    raw = _matcher_inputs(scenes)
+    np.testing.assert_allclose(split.predict(raw, verbose=0), inside.predict(raw, verbose=0), atol=1e-6)
+    images, captions = scenes.features["image"][:2], scenes.features["text"][:2]
+    np.testing.assert_allclose(word_attention(split, images, captions), word_attention(inside, images, captions),
+                               atol=1e-6)
+    testing.check_config_round_trip(inside)
 
 
 def test_matcher_training_lowers_the_loss_and_is_reproducible(scenes):
@@ -295,6 +312,8 @@ def test_matcher_bad_arguments():
         ImageTextMatcher(dropout=1.5)
     with pytest.raises(ValueError, match="filters"):
         ImageTextMatcher(filters=())
+    with pytest.raises(ValueError, match="preprocessor"):
+        ImageTextMatcher(preprocessor="inside")
 
 
 # === the caption model ===

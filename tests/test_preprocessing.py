@@ -57,6 +57,11 @@ def test_preprocessor_outputs_what_the_numeric_encoders_read(data):
         assert tuple(outputs[name].shape[1:]) == tuple(encoder.input_shape[1:]), name
         assert tuple(encoder(outputs[name]).shape) == (48, encoder.output_shape[-1])
     assert isinstance(preprocessor.steps["audio"], LogMelSpectrogram) and preprocessor.steps["video"] is None
+    for name in ("text", "audio", "video"):  # one modality alone gives what the whole dict gives
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(preprocessor.preprocess(name, data.features[name])),
+                                      keras.ops.convert_to_numpy(outputs[name]))
+    with pytest.raises(ValueError, match=r"prepares \[.*\]\. Received: modality='label'"):
+        preprocessor.preprocess("label", data.features["text"])
 
 
 def test_uint8_pixels_are_rescaled_by_the_preprocessor():
@@ -125,7 +130,7 @@ def test_bad_inputs_and_arguments_are_named(data):
         MultimodalPreprocessor({"a": None}, {"a": {"shape": [3], "dtype": "float64"}})
     with pytest.raises(ValueError, match="must be a keras Layer or None"):
         MultimodalPreprocessor({"a": "tokenize"}, {"a": {"shape": [], "dtype": "string"}})
-    with pytest.raises(ValueError, match="exactly the encoders' modalities"):
+    with pytest.raises(ValueError, match="exactly the model's modalities"):
         FusionClassifier(build_encoders(data, ["audio"], preprocessed=True), heads={"label": 8},
                          preprocessor=preprocessor)
     with pytest.raises(ValueError, match="rescaled in the preprocessor"):

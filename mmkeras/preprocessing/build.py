@@ -65,3 +65,23 @@ def build_preprocessor(data, modalities=None, name: str = "preprocessor", **over
         steps[modality] = modality_step(spec, kwargs)
         specs[modality] = {"shape": list(spec.shape), "dtype": spec.dtype}
     return MultimodalPreprocessor(steps, specs, name=name)
+
+
+def image_text_preprocessor(vocabulary, sequence_length: int, image_shape,
+                            name: str = "preprocessor") -> MultimodalPreprocessor:
+    """The preprocessor of an image-caption model: captions -> token ids, float images as they are.
+
+    What the chapter models of the captioned scenes read (`build_clip_model`, `ImageTextMatcher`): their text
+    encoder takes the ids of `caption_tokenizer(vocabulary, sequence_length)`.
+
+    Example:
+    >>> preprocessor = image_text_preprocessor(["red", "cross"], 4, (32, 32, 3))
+    >>> print(preprocessor.describe())
+    Preprocessor 'preprocessor' (TensorFlow, in tf.data):
+      image: float32 (32, 32, 3) -> float32 as it is
+      text: string () -> TextVectorization
+    """
+    return MultimodalPreprocessor(
+        {"image": None, "text": caption_tokenizer(vocabulary, sequence_length, name="text_tokenizer")},
+        {"image": {"shape": [int(d) for d in image_shape], "dtype": "float32"},
+         "text": {"shape": [], "dtype": "string"}}, name=name)

@@ -93,8 +93,6 @@ class MultimodalPreprocessor(keras.layers.Layer):
         return tuple(self.steps)
 
     def call(self, inputs):
-        import tensorflow as tf
-
         if not isinstance(inputs, dict):
             raise ValueError(f"MultimodalPreprocessor takes a dict {{modality: batch}} with keys "
                              f"{list(self.steps)}. Received: {type(inputs).__name__}")
@@ -102,29 +100,46 @@ class MultimodalPreprocessor(keras.layers.Layer):
         if missing:
             raise ValueError(f"Missing modalities {missing}: this preprocessor (and its model) reads "
                              f"{list(self.steps)}. Received keys: {sorted(inputs)}")
-        outputs = {}
-        for name, step in self.steps.items():
-            dtype = self.input_specs[name]["dtype"]
-            x = inputs[name]
-            if dtype == "string":
-                x = tf.convert_to_tensor(np.asarray(x).astype(str) if isinstance(x, list | np.ndarray) else x)
-            else:
-                x = tf.convert_to_tensor(x)
-                if not x.dtype.is_floating and not x.dtype.is_integer:
-                    raise ValueError(f"Modality {name!r} must be numbers ({dtype}). Received dtype: {x.dtype.name}")
-            rank = len(self.input_specs[name]["shape"]) + 1
-            if x.shape.rank is not None and x.shape.rank != rank:
-                raise ValueError(f"Modality {name!r} must be a batch of shape (batch, "
-                                 f"{', '.join(map(str, self.input_specs[name]['shape']))}). Received shape: "
-                                 f"{tuple(x.shape)}")
-            if step is None:
-                outputs[name] = tf.cast(x, tf.float32)
-            else:
-                y = step(x if dtype == "string" else tf.cast(x, tf.float32))
-                if not tf.is_tensor(y):  # a Keras layer called eagerly on JAX hands back a JAX array
-                    y = tf.convert_to_tensor(np.asarray(y))
-                outputs[name] = tf.cast(y, tf.int32) if y.dtype.is_integer else y  # token ids: int32 on any backend
-        return to_backend(outputs)
+        return to_backend({name: self._prepare(name, inputs[name]) for name in self.steps})
+
+    def preprocess(self, modality, values):
+        """One modality's step alone: e.g. the token ids of captions, `preprocess("text", ["a red toy"])`.
+
+        For a model that encodes one modality at a time (a dual encoder's `encode_text`, attention maps).
+
+        Example:
+        >>> from mmkeras.encoders.text import caption_tokenizer
+        >>> preprocessor = MultimodalPreprocessor({"text": caption_tokenizer(["red", "toy"], 3)},
+        ...                                      {"text": {"shape": [], "dtype": "string"}})
+        >>> keras.ops.convert_to_numpy(preprocessor.preprocess("text", ["red toy"])).tolist()
+        [[2, 3, 0]]
+        """
+        if modality not in self.steps:
+            raise ValueError(f"This preprocessor prepares {list(self.steps)}. Received: modality={modality!r}")
+        return to_backend(self._prepare(modality, values))
+
+    def _prepare(self, name, x):
+        """`step(x)` for one modality's batch, as a TensorFlow tensor (`x` cast to float32 without a step)."""
+        import tensorflow as tf
+
+        step, dtype = self.steps[name], self.input_specs[name]["dtype"]
+        if dtype == "string":
+            x = tf.convert_to_tensor(np.asarray(x).astype(str) if isinstance(x, list | np.ndarray) else x)
+        else:
+            x = tf.convert_to_tensor(x)
+            if not x.dtype.is_floating and not x.dtype.is_integer:
+                raise ValueError(f"Modality {name!r} must be numbers ({dtype}). Received dtype: {x.dtype.name}")
+        rank = len(self.input_specs[name]["shape"]) + 1
+        if x.shape.rank is not None and x.shape.rank != rank:
+            raise ValueError(f"Modality {name!r} must be a batch of shape (batch, "
+                             f"{', '.join(map(str, self.input_specs[name]['shape']))}). Received shape: "
+                             f"{tuple(x.shape)}")
+        if step is None:
+            return tf.cast(x, tf.float32)
+        y = step(x if dtype == "string" else tf.cast(x, tf.float32))
+        if not tf.is_tensor(y):  # a Keras layer called eagerly on JAX hands back a JAX array
+            y = tf.convert_to_tensor(np.asarray(y))
+        return tf.cast(y, tf.int32) if y.dtype.is_integer else y  # token ids: int32 on any backend
 
     def describe(self) -> str:
         """One line per modality: the raw input, and the step that turns it into the model's input.
@@ -156,3 +171,21 @@ class MultimodalPreprocessor(keras.layers.Layer):
         config["steps"] = {m: None if s is None else keras.saving.deserialize_keras_object(s)
                            for m, s in config["steps"].items()}
         return cls(**config)
+
+
+def check_preprocessor(preprocessor, modalities, allow_none: bool = True):
+    """Validates a model's `preprocessor` argument: a `MultimodalPreprocessor` for exactly `modalities` (or None).
+
+    Example:
+    >>> check_preprocessor(None, ["image", "text"]) is None
+    True
+    """
+    if preprocessor is None and allow_none:
+        return None
+    if not isinstance(preprocessor, MultimodalPreprocessor):
+        raise ValueError(f"`preprocessor` must be a mmkeras.preprocessing.MultimodalPreprocessor"
+                         f"{' or None' if allow_none else ''}. Received: preprocessor={preprocessor!r}")
+    if set(preprocessor.modalities) != set(modalities):
+        raise ValueError(f"The preprocessor must prepare exactly the model's modalities {sorted(modalities)}. "
+                         f"Received: a preprocessor for {sorted(preprocessor.modalities)}")
+    return preprocessor
