@@ -14,6 +14,7 @@ The course notebooks import from here; every reusable piece lives in one small m
     mmkeras.saving      load_model(path): loads a saved model in any process (registers every mmkeras class)
     mmkeras.task        TaskModel, the base of the task models (compile defaults restored on loading)
     mmkeras.metrics     confusion matrix, precision, recall, F1
+    mmkeras.evidence    how sure a comparison is: Wilson and bootstrap intervals, spreads over seeds, rankings
     mmkeras.viz         the plots the notebooks show
     mmkeras.testing     the checks every layer and model must pass
     mmkeras.losses      multi-task losses: learned uncertainty weighting, the full binary cross-entropy
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names belo
         distribute,
         encoders,
         ensemble,
+        evidence,
         export,
         fusion,
         generative,
@@ -94,9 +96,9 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names belo
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("captioning", "config", "contrastive", "data", "distribute", "encoders", "ensemble", "export", "fusion",
-               "generative", "losses", "matching", "metrics", "missing", "models", "optimizers", "pretrain", "saving",
-               "serving", "task", "testing", "training", "viz")
+_SUBMODULES = ("captioning", "config", "contrastive", "data", "distribute", "encoders", "ensemble", "evidence",
+               "export", "fusion", "generative", "losses", "matching", "metrics", "missing", "models", "optimizers",
+               "pretrain", "saving", "serving", "task", "testing", "training", "viz")
 _NAMES = {
     "is_smoke": "config",
     "by_mode": "config",

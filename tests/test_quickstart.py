@@ -105,18 +105,68 @@ def test_import_and_download_list_never_load_tensorflow(tmp_path):
         assert not any(word in done.stdout + done.stderr for word in ("oneDNN", "cuda", "absl")), done
 
 
-def test_compare_fusions_smoke_run_writes_every_strategy(tmp_path):
+def test_compare_fusions_smoke_run_writes_every_strategy_and_every_seed(tmp_path):
     out = tmp_path / "fusions.json"
-    done = _cli("compare-fusions", "--strategies", "concat,gated,cross_attention", "--json", str(out), "--out-dir",
-                str(tmp_path), "--quiet", env_extra={"MMKERAS_SMOKE": "1"})
+    done = _cli("compare-fusions", "--strategies", "concat,gated,cross_attention", "--seeds", "0,1", "--json",
+                str(out), "--out-dir", str(tmp_path), "--quiet", env_extra={"MMKERAS_SMOKE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())["strategies"]
+    written = json.loads(out.read_text())
+    assert written["seeds"] == [0, 1] and written["config"]["seeds"] == [0, 1]
+    result = written["strategies"]
     assert list(result) == ["concat", "gated", "cross_attention"]
     for row in result.values():
-        assert set(row) == {"accuracy", "params", "seconds", "missing"}
+        assert set(row) == {"accuracy", "params", "seconds", "missing", "spread", "per_seed", "verdict"}
         assert sorted(row["missing"]) == ["audio", "image", "text", "video"]
+        per_seed = row["per_seed"]
+        assert per_seed["seed"] == [0, 1] and len(per_seed["accuracy"]) == 2
+        assert all(len(values) == 2 for values in per_seed["missing"].values())
+        spread = row["spread"]["accuracy"]
+        assert spread["n"] == 2 and spread["min"] <= row["accuracy"] <= spread["max"]
+        assert spread["min"] == min(per_seed["accuracy"]) and spread["max"] == max(per_seed["accuracy"])
+        assert row["spread"]["missing"]["video"]["max"] == max(per_seed["missing"]["video"])
+    # Two seeds are too few to rank: the best mean is named, the others stay unranked.
+    assert sorted(row["verdict"] for row in result.values()) == ["best mean", "unranked", "unranked"]
     assert (tmp_path / "fusion_comparison.png").stat().st_size > 1000
-    assert "-video" in done.stdout
+    assert "-video" in done.stdout and "seeds 0, 1" in done.stdout and "unranked" in done.stdout
+    # Seed 0 of this run is the single-seed run of before: the same numbers.
+    from mmkeras.apps.compare import compare_fusions
+
+    single = compare_fusions(["gated"], QuickstartConfig.smoke(seed=0), progress=False)["strategies"]["gated"]
+    assert single["accuracy"] == result["gated"]["per_seed"]["accuracy"][0]
+    assert single["missing"] == {m: v[0] for m, v in result["gated"]["per_seed"]["missing"].items()}
+
+
+def test_compare_fusions_summary_ranks_from_three_seeds():
+    """The table and verdicts on constructed runs (no training): mean (min–max), tied, clearly worse."""
+    from mmkeras.apps.compare import format_comparison, summarise_runs
+
+    def run(accuracy, without_text):
+        return {"accuracy": accuracy, "params": 1000, "seconds": 2.0,
+                "missing": {"text": without_text, "image": accuracy}}
+
+    runs = {"concat": [run(0.96, 0.5), run(0.97, 0.6), run(0.98, 0.7)],
+            "gated": [run(0.95, 0.8), run(0.96, 0.8), run(0.97, 0.8)],
+            "sum": [run(0.90, 0.4), run(0.91, 0.4), run(0.92, 0.4)]}
+    summary = summarise_runs(runs, [0, 1, 2])
+    rows = summary["strategies"]
+    assert {n: r["verdict"] for n, r in rows.items()} == {"concat": "best mean", "gated": "tied within noise",
+                                                          "sum": "clearly worse"}
+    assert rows["concat"]["accuracy"] == 0.97 and rows["concat"]["missing"]["text"] == 0.6
+    assert rows["concat"]["spread"]["missing"]["text"] | {"std": 0} == {"mean": 0.6, "min": 0.5, "max": 0.7,
+                                                                         "std": 0, "n": 3}
+    table = format_comparison(summary | {"seconds": 1.0})
+    assert "0.970 (0.960–0.980)  best mean" in table and "0.960 (0.950–0.970)  tied within noise" in table
+    assert "clearly worse" in table and "0.600 (0.500–0.700)" in table and "over seeds 0, 1, 2" in table
+    with pytest.raises(ValueError, match="one run per seed. Received: seeds=\\[0, 1\\]"):
+        summarise_runs(runs, [0, 1])
+
+
+@pytest.mark.parametrize("seeds", ["a,b", "", "0,,1", "-1", "0,0", "1.5"])
+def test_compare_fusions_refuses_bad_seeds(seeds, tmp_path):
+    done = _cli("compare-fusions", "--seeds", seeds, cwd=tmp_path, env_extra={"MMKERAS_SMOKE": "1"})
+    assert done.returncode == 2
+    assert f"argument --seeds: expected comma-separated distinct integers >= 0 such as 0,1,2, received {seeds!r}" \
+        in done.stderr
 
 
 def test_compare_fusions_refuses_an_unknown_strategy(tmp_path):

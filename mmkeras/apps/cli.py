@@ -39,6 +39,18 @@ _positive_float = _number_type(float, "a positive number", lambda v: v > 0)
 _non_negative_int = _number_type(int, "an integer >= 0", lambda v: v >= 0)
 
 
+def _seed_list(text: str) -> list[int]:
+    """`--seeds 0,1,2` as `[0, 1, 2]`: comma-separated, distinct integers >= 0, at least one."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected comma-separated distinct integers >= 0 such as 0,1,2, "
+                                         f"received {text!r}")
+    return seeds
+
+
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `mmkeras download` (and of `data_scripts/download.py`, which is the same command)."""
     parser.add_argument("name", nargs="?", help="dataset to download (see --list)")
@@ -96,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--modality-dropout", type=float, default=0.0,
                          help="probability of hiding each modality while training (default: 0)")
     compare.add_argument("--epochs", type=_positive_int, help="epochs per model (default: 8, 1 in smoke mode)")
+    compare.add_argument("--seeds", type=_seed_list, default=[0],
+                         help="comma-separated distinct seeds, one full run each (new data, new weights); the table "
+                              "gives mean (min-max) over them and ranks strategies from 3 seeds on, e.g. 0,1,2 "
+                              "(three times as long) (default: 0, one run, unranked)")
     compare.add_argument("--quiet", action="store_true", help="no progress bar")
     bench = commands.add_parser("bench-generative", help="train the GAN, the CLIP-style dual encoder and the caption "
                                                          "model on the captioned scenes; print their numbers")
@@ -416,9 +432,10 @@ def _compare_fusions(args) -> int:
         config = QuickstartConfig.smoke() if smoke else QuickstartConfig()
         if args.epochs:
             config = dataclasses.replace(config, epochs=args.epochs)
-        print(f"mmkeras compare-fusions: {config.train_size} training samples, {config.epochs} epochs per model"
-              f"{' (smoke mode)' if smoke else ''}")
-        results = compare_fusions(names, config, args.modality_dropout, progress=not args.quiet)
+        seeds = ", ".join(map(str, args.seeds))
+        print(f"mmkeras compare-fusions: {config.train_size} training samples, {config.epochs} epochs per model, "
+              f"seed{'s' if len(args.seeds) > 1 else ''} {seeds}{' (smoke mode)' if smoke else ''}")
+        results = compare_fusions(names, config, args.modality_dropout, progress=not args.quiet, seeds=args.seeds)
     except ValueError as error:
         print(f"mmkeras compare-fusions: error: {error}", file=sys.stderr)
         return EXIT_USAGE
