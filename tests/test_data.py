@@ -136,6 +136,38 @@ def test_to_dataset_shuffles_deterministically(sample):
     assert not np.array_equal(first[0], first[2])
 
 
+def test_reading_one_batch_prints_no_tensorflow_warning(tmp_path):
+    """`next(iter(to_dataset(...)))`, the course's way to look at a batch, leaves TensorFlow's log silent.
+
+    A fresh process with TensorFlow's C++ log fully on: first the course's pattern, then a partial read of a
+    cached dataset, which must warn: if it did not, the log would not be captured and the check could not fail.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "one_batch.py"
+    script.write_text(
+        "import gc, sys, warnings\n"
+        "warnings.simplefilter('always')\n"
+        "import tensorflow as tf\n"
+        "from mmkeras.data import make_synthetic, to_dataset\n"
+        "for shuffle in (False, True):\n"
+        "    features, labels = next(iter(to_dataset(make_synthetic(40, seed=0), batch_size=8, shuffle=shuffle)))\n"
+        "gc.collect()\n"
+        "sys.stderr.write('--- control ---\\n'); sys.stderr.flush()\n"
+        "next(iter(tf.data.Dataset.range(10).cache()))\n"
+        "gc.collect()\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0", MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    course, _, control = done.stderr.partition("--- control ---")
+    assert "did not fully read the dataset being cached" in control, control[-2000:]
+    noise = [line for line in course.splitlines() if "cache" in line.lower() or "Warning" in line]
+    assert not noise, noise
+
+
 def test_select(sample):
     part = sample.select(np.arange(5))
     assert isinstance(part, MultimodalData) and len(part) == 5

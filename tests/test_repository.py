@@ -67,6 +67,7 @@ def test_readme_python_snippets_run_as_written(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "but will be ignored" not in done.stderr, "fit(dataset, shuffle=True): to_dataset shuffles, pass False"
     accuracies = [float(line) for line in done.stdout.split()]
     assert len(accuracies) == 4 and min(accuracies) > 0.8, accuracies  # the snippets' data is easy by design
 
