@@ -25,6 +25,25 @@ def _is_distributed(x) -> bool:
     return isinstance(x, tf.distribute.DistributedDataset)
 
 
+def _is_dataset(x) -> bool:
+    return "tensorflow" in sys.modules and isinstance(x, sys.modules["tensorflow"].data.Dataset)
+
+
+def _shuffled_batches(x, y, kwargs):
+    """`(x, y[, sample_weight])` arrays as a `tf.data` dataset reshuffled every epoch and batched (Keras's default
+    batch size 32); returns `(dataset, None, kwargs)` without the arguments the dataset now carries."""
+    import tensorflow as tf
+
+    kwargs = dict(kwargs, shuffle=False)  # the dataset shuffles itself (Keras warns about shuffle=True on datasets)
+    batch_size = kwargs.pop("batch_size", None) or 32
+    sample_weight = kwargs.pop("sample_weight", None)
+    parts = tuple(part for part in (x, y, sample_weight) if part is not None)
+    dataset = tf.data.Dataset.from_tensor_slices(parts if len(parts) > 1 else parts[0])
+    count = int(dataset.cardinality())
+    dataset = dataset.shuffle(max(count, 1), reshuffle_each_iteration=True).batch(batch_size)
+    return dataset, None, kwargs
+
+
 class TaskModel(keras_hub.models.Task):
     """A keras-hub `Task` whose saved compile settings are restored through its own `compile()` defaults.
 
@@ -57,14 +76,25 @@ class TaskModel(keras_hub.models.Task):
         super().__init__(*args, compile=False, **kwargs)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        if _is_distributed(x):  # keras-hub cannot map over it: its dataset function preprocesses (see below)
+        # Without a preprocessor there is nothing to map: Keras's own fit (which shuffles arrays). A distributed
+        # dataset cannot be mapped by keras-hub: its dataset function preprocesses (see above).
+        if self.preprocessor is None or _is_distributed(x):
             return keras.Model.fit(self, x, y, *args, **kwargs)
+        if not args and kwargs.get("shuffle", True) and not kwargs.get("validation_split") and not _is_dataset(x):
+            # keras-hub batches arrays into a dataset in order and ignores `shuffle` (with a warning): shuffle
+            # them here, as Keras does for arrays, before the preprocessor is mapped over the batches.
+            x, y, kwargs = _shuffled_batches(x, y, kwargs)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        if _is_distributed(x):
+        if self.preprocessor is None or _is_distributed(x):
             return keras.Model.evaluate(self, x, y, *args, **kwargs)
         return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        if self.preprocessor is None:
+            return keras.Model.predict(self, x, *args, **kwargs)
+        return super().predict(x, *args, **kwargs)
 
     def summary(self, *args, print_fn=None, **kwargs):
         """Keras's summary of the model, after one line per modality of its preprocessor (if it has one)."""

@@ -86,6 +86,27 @@ def test_the_split_model_computes_what_the_in_graph_model_computes(data):
     np.testing.assert_allclose(split.predict(x, verbose=0), _numpy(whole(x, training=False)), atol=1e-4)
 
 
+def test_fit_on_arrays_shuffles_them_as_keras_does(data):
+    """keras-hub batches arrays in order and ignores `shuffle`; a TaskModel shuffles them first, as Keras does."""
+    import warnings
+
+    modalities = ["text", "vector"] if "vector" in data.features else ["text"]
+    x = {m: data.features[m][:32] for m in modalities}
+    y = data.labels["label"][:32]
+
+    def weights_after_one_epoch(shuffle):
+        keras.utils.set_random_seed(0)
+        model = build_fusion_classifier(data, modalities=modalities)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # no "shuffle=True ... will be ignored"
+            model.fit(x, y, batch_size=1, epochs=1, shuffle=shuffle, verbose=0)
+        return np.concatenate([np.ravel(w) for w in model.get_weights()])
+
+    assert not np.allclose(weights_after_one_epoch(True), weights_after_one_epoch(False))  # the order mattered
+    np.testing.assert_array_equal(weights_after_one_epoch(True), weights_after_one_epoch(True))  # seeded
+
+
 def test_fit_evaluate_predict_take_raw_data_and_the_call_takes_numbers(data):
     keras.utils.set_random_seed(0)
     model = build_fusion_classifier(data, modalities=["text", "audio"])
