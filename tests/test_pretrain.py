@@ -16,6 +16,7 @@ from mmkeras.encoders.text import learn_vocabulary
 from mmkeras.pretrain import (
     ConvBackbone,
     augmented_dataset,
+    batch_norm_layers,
     build_image_classifier,
     build_masked_lm,
     caption_corpus,
@@ -23,9 +24,11 @@ from mmkeras.pretrain import (
     fine_tune,
     fine_tune_top,
     freeze,
+    label_preserving_augmentation,
     load_text_classifier,
     pretrain_image_backbone,
     pretrain_masked_lm,
+    reestimate_batch_norm,
     rotation_pretext,
     train_from_scratch,
     train_head,
@@ -93,6 +96,36 @@ def test_masked_lm_loss_goes_down(corpus, vocabulary):
     assert losses[-1] < losses[0] - 0.2 and losses[-1] == min(losses), losses
 
 
+def test_masked_lm_pretraining_is_repeatable_and_masks_15_percent(corpus, vocabulary):
+    """The same seeds give the same BERT (the masks are drawn eagerly, in order), and what `fit` trains on is
+    masked at BERT's rate: each epoch's batches pass through the preprocessor's own 15 %."""
+    import tensorflow as tf
+
+    weights = []
+    for _ in range(2):
+        keras.utils.set_random_seed(0)
+        masked_lm = _tiny_masked_lm(vocabulary)
+        pretrain_masked_lm(masked_lm, corpus, epochs=2, batch_size=32)
+        weights.append([w.numpy() for w in masked_lm.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    assert masked_lm.preprocessor is not None  # handed back after `fit`
+
+    seen = []
+    original = masked_lm.fit
+
+    def spy(train, **kwargs):
+        seen.extend(train)
+        return original(train, **kwargs)
+
+    masked_lm.fit = spy
+    pretrain_masked_lm(masked_lm, np.array(["a small red cross at the top left"] * 400), epochs=1, batch_size=100)
+    x, _, weights = (tf.concat([b[i] for b in seen], 0) if i else {k: tf.concat([b[0][k] for b in seen], 0)
+                                                                 for k in seen[0][0]} for i in range(3))
+    picked = weights.numpy().sum() / (x["padding_mask"].numpy().sum() - 2 * 400)
+    assert 0.12 < picked < 0.18, picked
+
+
 def test_bert_preset_round_trip_gives_the_same_outputs(tmp_path, vocabulary):
     masked_lm = _tiny_masked_lm(vocabulary)
     masked_lm.save_to_preset(str(tmp_path))
@@ -119,6 +152,19 @@ def test_text_classifier_from_preset_fine_tunes(tmp_path, vocabulary):
     assert result["unfrozen"] == ["transformer_layer_0", "pooled_dense"]
     assert len(result["fine_tune"].history["loss"]) == 2
     assert np.isfinite(result["fine_tune"].history["loss"]).all()
+    # the captions were tokenized once, outside `fit`; the task got its preprocessor back and reads strings
+    assert classifier.preprocessor is not None and classifier.predict(texts[:2], verbose=0).shape == (2, 2)
+
+
+def test_a_failing_fit_gives_the_task_its_preprocessor_back(tmp_path, vocabulary):
+    masked_lm = _tiny_masked_lm(vocabulary)
+    masked_lm.save_to_preset(str(tmp_path))
+    classifier = load_text_classifier(str(tmp_path), num_classes=2, sequence_length=12)
+    preprocessor = classifier.preprocessor
+    with pytest.raises(Exception):  # noqa: B017 - labels out of range: whatever `fit` raises
+        train_from_scratch(classifier, (np.array(["a red toy"] * 4), np.array([0, 1, 5, 7])), epochs=1,
+                           batch_size=4)
+    assert classifier.preprocessor is preprocessor
 
 
 # --- images: backbone, pretext tasks, preset ---------------------------------------------------------------------
@@ -226,9 +272,147 @@ def test_augmented_dataset_mixes_labels_and_keeps_the_value_range():
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
     assert ((y > 0.01) & (y < 0.99)).any()  # MixUp made soft labels
     assert x.numpy().min() >= 0.0 and x.numpy().max() <= 1.0
-    _, hard = next(iter(augmented_dataset(images, labels, 2, batch_size=16, mix=None, rand_augment=False,
+    _, hard = next(iter(augmented_dataset(images, labels, 2, batch_size=16, mix=None, augment=False,
                                           shuffle=False)))
     np.testing.assert_array_equal(hard.numpy().argmax(axis=1), labels)
+
+
+# --- augmentation that keeps the label ---------------------------------------------------------------------------
+
+
+def _color_reading(images):
+    """1 where an image is more blue than red overall: the toys' colour (red 0, blue 1) on a gray background."""
+    images = np.asarray(images)
+    return (np.sum(images[..., 2] - images[..., 0], axis=(1, 2)) > 0).astype(int)
+
+
+@pytest.fixture(scope="module")
+def toy_images():
+    from mmkeras.data import load_splits
+
+    train = load_splits(256, 1, 1, seed=4)["train"]
+    working = ~train.meta["image_failed"]  # a failed camera shows noise: no colour to read
+    images, colors = train.features["image"][working], train.labels["color"][working]
+    assert np.mean(_color_reading(images) == colors) > 0.99  # the reading works on the originals
+    return images, colors
+
+
+def test_augmentation_keeps_the_colour_of_every_toy(toy_images):
+    images, colors = toy_images
+    ds = augmented_dataset(images, colors, 2, batch_size=32, mix=None, shuffle=False, seed=0)
+    augmented = np.concatenate([x.numpy() for x, _ in ds])
+    assert not np.allclose(augmented, images, atol=1e-3)  # it did change the images
+    np.testing.assert_array_equal(_color_reading(augmented), colors)
+
+
+def test_the_colour_check_catches_rand_augment(toy_images):
+    """The same check fails for keras's RandAugment (the augmentation this module used to apply, per batch):
+    its solarization, posterization, equalization, ... change colours, so the check is able to fail."""
+    images, colors = toy_images
+    rand_augment = keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.3, seed=0)
+    augmented = np.concatenate([np.clip(rand_augment(images[i:i + 16], training=True), 0, 1)
+                                for i in range(0, len(images), 16)])
+    assert np.mean(_color_reading(augmented) != colors) > 0.05
+
+
+def test_two_images_of_one_batch_get_different_transforms():
+    image = np.random.default_rng(0).random((1, 32, 32, 3), dtype="float32")
+    copies = np.repeat(image, 16, axis=0)
+    x, _ = next(iter(augmented_dataset(copies, np.zeros(16, "int32"), 2, batch_size=16, mix=None, shuffle=False)))
+    x = x.numpy()
+    assert len({im.tobytes() for im in x}) == 16  # sixteen copies of one image, sixteen different results
+    flips_only = label_preserving_augmentation(rotation=0, translation=0, zoom=0, brightness=0, contrast=0, seed=3)
+    flipped = flips_only(copies, training=True).numpy()
+    seen = {(np.array_equal(f, image[0, :, ::-1]) or np.array_equal(f, image[0, ::-1, ::-1]),
+             np.array_equal(f, image[0, ::-1]) or np.array_equal(f, image[0, ::-1, ::-1])) for f in flipped}
+    assert len(seen) > 2  # horizontal and vertical flips drawn independently, per image
+
+
+def test_augmentation_is_reproducible_from_its_seed():
+    images, labels = _tiny_images(16)
+
+    def first(seed):
+        return next(iter(augmented_dataset(images, labels, 2, batch_size=16, seed=seed)))[0].numpy()
+
+    np.testing.assert_array_equal(first(0), first(0))
+    assert not np.allclose(first(0), first(1))
+
+
+# --- BatchNorm statistics of short runs --------------------------------------------------------------------------
+
+
+def _trained_tiny_cnn(momentum, steps_epochs=10):
+    keras.utils.set_random_seed(0)
+    images, labels = _tiny_images(32)
+    classifier = build_image_classifier(ConvBackbone(stackwise_num_filters=(4, 8), batch_norm_momentum=momentum), 2)
+    history = train_from_scratch(classifier, (images, labels), epochs=steps_epochs, learning_rate=1e-2,
+                                 batch_size=16)  # 2 steps per epoch
+    return classifier, history, images, labels
+
+
+def test_conv_backbone_uses_momentum_0_9_and_saves_it():
+    backbone = ConvBackbone(stackwise_num_filters=(4, 8))
+    assert [layer.momentum for layer in batch_norm_layers(backbone)] == [0.9] * 4
+    config = ConvBackbone(stackwise_num_filters=(4,), batch_norm_momentum=0.5).get_config()
+    assert config["batch_norm_momentum"] == 0.5
+    assert {layer.momentum for layer in batch_norm_layers(ConvBackbone.from_config(config))} == {0.5}
+    assert len(batch_norm_layers(build_image_classifier(backbone, 2))) == 4  # found inside the task model too
+
+
+def test_lagging_batch_norm_statistics_make_a_tiny_cnn_predict_one_class():
+    """20 steps at Keras's default momentum 0.99: training accuracy 1.0 in `fit`, one class in inference mode.
+    Momentum 0.9 or re-estimated statistics predict both classes and fit the training images."""
+    lagging, history, images, labels = _trained_tiny_cnn(0.99)
+    assert history.history["accuracy"][-1] == 1.0
+    assert len(np.unique(np.argmax(lagging.predict(images, verbose=0), axis=-1))) == 1
+    assert pretrain.accuracy(lagging, images, labels) < 0.75
+    reestimate_batch_norm(lagging, images)
+    assert pretrain.accuracy(lagging, images, labels) == 1.0
+
+    fixed, _, _, _ = _trained_tiny_cnn(0.9)
+    assert len(np.unique(np.argmax(fixed.predict(images, verbose=0), axis=-1))) == 2
+    assert pretrain.accuracy(fixed, images, labels) > 0.85
+
+
+def test_precise_batch_norm_during_fit_fixes_the_validation_curve_and_the_model():
+    keras.utils.set_random_seed(0)
+    images, labels = _tiny_images(32)
+    classifier = build_image_classifier(ConvBackbone(stackwise_num_filters=(4, 8), batch_norm_momentum=0.99), 2)
+    history = train_from_scratch(classifier, (images, labels), validation=(images, labels), epochs=10,
+                                 learning_rate=1e-2, batch_size=16, batch_norm_images=images)
+    assert history.history["val_accuracy"][-1] == pretrain.accuracy(classifier, images, labels) == 1.0
+
+
+def test_reestimated_statistics_are_the_moments_of_the_layer_inputs():
+    keras.utils.set_random_seed(0)
+    images, _ = _tiny_images(32)
+    classifier = build_image_classifier(ConvBackbone(stackwise_num_filters=(4, 8)), 2)
+    backbone = classifier.backbone
+    first_conv = keras.Model(backbone.input, backbone.get_layer("stack0_conv0").output)
+    features = first_conv(images).numpy()  # (32, 32, 32, 4): the input of stack0_bn0
+    names = reestimate_batch_norm(classifier, images, batch_size=8)  # four batches of 8
+    assert names == [layer.name for layer in batch_norm_layers(backbone)]
+    bn = backbone.get_layer("stack0_bn0")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), features.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
+    batch_variances = np.mean([features[i:i + 8].var(axis=(0, 1, 2)) for i in range(0, 32, 8)], axis=0)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batch_variances, rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.9  # restored
+
+
+def test_reestimation_leaves_frozen_batch_norm_and_the_weights_alone():
+    keras.utils.set_random_seed(0)
+    images, _ = _tiny_images(8)
+    classifier = build_image_classifier(ConvBackbone(stackwise_num_filters=(4,)), 2)
+    freeze(classifier.backbone)
+    before = [w.numpy().copy() for w in classifier.weights]
+    assert reestimate_batch_norm(classifier, images) == []
+    for w, b in zip(classifier.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)
+    unfreeze_top(classifier.backbone)
+    assert reestimate_batch_norm(classifier, images) == ["stack0_bn0", "stack0_bn1"]
+    changed = [not np.array_equal(w.numpy(), b) for w, b in zip(classifier.weights, before)]
+    assert sum(changed) == 4  # the two layers' moving mean and variance, nothing else
+    assert all("moving" in w.path for w, c in zip(classifier.weights, changed) if c)
 
 
 # --- bad arguments ----------------------------------------------------------------------------------------------
@@ -255,6 +439,11 @@ def test_augmented_dataset_mixes_labels_and_keeps_the_value_range():
         (lambda v: rotation_pretext(np.zeros((2, 4, 6, 3))), "images"),
         (lambda v: augmented_dataset(np.zeros((2, 8, 8, 3)), [0, 2], 2), "labels"),
         (lambda v: augmented_dataset(np.zeros((2, 8, 8, 3)), [0, 1], 2, mix="cutout"), "mix"),
+        (lambda v: augmented_dataset(np.zeros((2, 8, 8, 3)), [0, 1], 2, augment="yes"), "augment"),
+        (lambda v: label_preserving_augmentation(rotation=1.5), "rotation"),
+        (lambda v: ConvBackbone(stackwise_num_filters=(4,), batch_norm_momentum=1.0), "batch_norm_momentum"),
+        (lambda v: reestimate_batch_norm(ConvBackbone(stackwise_num_filters=(4,)), np.zeros((0, 32, 32, 3))),
+         "images"),
         (lambda v: caption_corpus(0, 4), "toy_size"),
         (lambda v: pretrain_masked_lm(None, []), "texts"),
         (lambda v: pretrain.save_course_presets("/tmp/unused", bert_sizes={"layers": 1}), "bert_sizes"),
