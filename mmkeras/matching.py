@@ -64,8 +64,9 @@ class ImageTextMatcher(TaskModel):
     and `p(match | image, caption) = sigmoid(s)`, trained with binary cross-entropy on logits.
 
     `FusionClassifier(encoders, heads={"match": 2}, fusion=CrossModalAttention(query_index=1))` with the same
-    encoders learns as well (notebook 11's exercise 2); this model returns one logit with a binary loss by default
-    and keeps its encoders and attention layer at hand for `word_attention`.
+    encoders is the same idea without the hidden layer (notebook 11's exercise 2 measures what that layer adds);
+    this model returns one logit with a binary loss by default and keeps its encoders and attention layer at hand
+    for `word_attention`.
 
     Args:
         vocabulary: list of str. The caption words. Defaults to `SCENE_VOCABULARY`.

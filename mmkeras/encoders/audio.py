@@ -1,7 +1,7 @@
 """Audio feature extractor: waveform -> log-mel spectrogram (a Keras layer) -> normalisation -> GRU or CNN.
 
 `keras.layers.MelSpectrogram` computes the spectrogram inside the model, on any backend, so a saved model
-takes raw waveforms; it replaces tensorflow-io's audio ops (see the README's design choices).
+takes raw waveforms; it replaces tensorflow-io's audio ops (see docs/design.md).
 """
 
 from __future__ import annotations

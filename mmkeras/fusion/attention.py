@@ -32,8 +32,9 @@ class CrossModalAttention(FusionLayer):
         H~ = A V                                 every query token becomes a mix of the context it matches
         H = masked_mean(LayerNorm(X_q + H~))     (batch, width)
 
-    Unlike the seed's `H~_1 = A^T H_2`, whose weights are not normalised over what is mixed, each row of `A` is a
-    softmax: the weights of one query token sum to 1, so `H~` is a true weighted average of the values.
+    Unlike the seed's `H~(2) = A^T H(1)` (article 003; docs/errata.md #25), whose weights are not normalised over
+    what is mixed, each row of `A` is a softmax: the weights of one query token sum to 1, so `H~` is a true
+    weighted average of the values.
     Vectors count as one-token sequences.
 
     Args:
