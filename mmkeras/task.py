@@ -25,8 +25,12 @@ def _is_distributed(x) -> bool:
     return isinstance(x, tf.distribute.DistributedDataset)
 
 
-def _is_dataset(x) -> bool:
-    return "tensorflow" in sys.modules and isinstance(x, sys.modules["tensorflow"].data.Dataset)
+def _is_arrays(x) -> bool:
+    """Arrays (or a dict / tuple of them) that Keras would shuffle itself, not a dataset or a generator."""
+    if "tensorflow" in sys.modules and isinstance(x, sys.modules["tensorflow"].data.Dataset):
+        return False
+    parts = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, tuple) else [x]
+    return bool(parts) and all(isinstance(part, list) or hasattr(part, "shape") for part in parts)
 
 
 def _shuffled_batches(x, y, kwargs):
@@ -80,7 +84,7 @@ class TaskModel(keras_hub.models.Task):
         # dataset cannot be mapped by keras-hub: its dataset function preprocesses (see above).
         if self.preprocessor is None or _is_distributed(x):
             return keras.Model.fit(self, x, y, *args, **kwargs)
-        if not args and kwargs.get("shuffle", True) and not kwargs.get("validation_split") and not _is_dataset(x):
+        if not args and kwargs.get("shuffle", True) and not kwargs.get("validation_split") and _is_arrays(x):
             # keras-hub batches arrays into a dataset in order and ignores `shuffle` (with a warning): shuffle
             # them here, as Keras does for arrays, before the preprocessor is mapped over the batches.
             x, y, kwargs = _shuffled_batches(x, y, kwargs)
