@@ -2,7 +2,9 @@
 
 Committed notebooks carry the outputs of a full-mode run (`python tools/execute_notebooks.py NOTEBOOK`):
 their code cells were executed in order (execution counts 1, 2, 3, ...), none shows an error, and the setup
-cell printed `SMOKE = False`. Exercise solutions (`notebooks/solutions/*.py`) run in smoke mode too.
+cell printed `SMOKE = False`; and the package code they depend on has not changed since (the record that
+`execute_notebook` writes, checked by `stale_modules`). Exercise solutions (`notebooks/solutions/*.py`)
+run in smoke mode too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import sys
 import nbformat
 import pytest
 
-from mmkeras.apps.notebooks import clean_outputs, execute_notebook, find_noise
+from mmkeras.apps.notebooks import (
+    clean_outputs,
+    code_fingerprint,
+    dependency_record,
+    execute_notebook,
+    find_noise,
+    stale_modules,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -50,6 +59,60 @@ def test_committed_outputs_come_from_an_in_order_full_run(path):
     printed = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
     assert "SMOKE = False" in printed, "outputs must come from a full-mode run (the setup cell prints SMOKE)"
     assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs), "a notebook shows plots"
+
+
+NOT_YET_RECORDED = {
+    "00_setup_and_dataset_tour.ipynb",
+    "01_text.ipynb",
+    "02_image.ipynb",
+    "03_audio.ipynb",
+    "04_video.ipynb",
+    "05_concatenation_fusion.ipynb",
+    "06_fusion_zoo.ipynb",
+    "07_decision_fusion_and_ensembles.ipynb",
+    "08_multitask_loss.ipynb",
+    "09_gan.ipynb",
+    "10_contrastive_retrieval.ipynb",
+    "11_matching_and_captioning.ipynb",
+    "12_avmnist.ipynb",
+    "13_pretrain_and_transfer.ipynb",
+    "14_deployment.ipynb",
+    "15_distributed_training.ipynb",
+}
+"""Notebooks last executed before `execute_notebook` recorded their dependencies: re-execute and remove them."""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_outputs_are_not_older_than_the_code_they_depend_on(path):
+    stale = stale_modules(nbformat.read(path, as_version=4))
+    if stale is None:
+        assert path.name in NOT_YET_RECORDED, (f"{path.name} has no record of the package code it ran with: "
+                                               f"re-execute it with tools/execute_notebooks.py")
+    else:
+        assert path.name not in NOT_YET_RECORDED, f"{path.name} is recorded now: remove it from NOT_YET_RECORDED"
+        assert not stale, (f"{path.name}'s outputs are older than these modules, changed since its run: {stale}; "
+                           f"re-execute it with tools/execute_notebooks.py")
+
+
+def test_a_code_change_makes_a_recorded_notebook_stale_and_a_docstring_change_does_not(tmp_path, monkeypatch):
+    import mmkeras.apps.notebooks as notebooks
+
+    package = tmp_path / "mmkeras"
+    package.mkdir()
+    module = package / "layer.py"
+    module.write_text('def scale(x):\n    """Doubles x."""\n    return 2 * x\n')
+    monkeypatch.setattr(notebooks, "PACKAGE_ROOT", package)
+    record = dependency_record([str(module), str(tmp_path / "elsewhere.py")])  # files outside the package: ignored
+    assert record == {"mmkeras/layer.py": code_fingerprint(module)}
+    notebook = nbformat.v4.new_notebook(metadata={"mmkeras": {"mode": "full", "depends_on": record}})
+    assert stale_modules(notebook) == []
+    module.write_text('def scale(x):\n    """Multiplies x by two."""  # reworded\n\n    return 2 * x\n')
+    assert stale_modules(notebook) == []
+    module.write_text('def scale(x):\n    """Multiplies x by three."""\n    return 3 * x\n')
+    assert stale_modules(notebook) == ["mmkeras/layer.py"]
+    module.unlink()
+    assert stale_modules(notebook) == ["mmkeras/layer.py"]
+    assert stale_modules(nbformat.v4.new_notebook()) is None
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))

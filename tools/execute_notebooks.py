@@ -2,6 +2,7 @@
 
     python tools/execute_notebooks.py notebooks/02_image.ipynb        # full mode: the committed outputs
     python tools/execute_notebooks.py --smoke notebooks/*.ipynb       # quick check, nothing written
+    MMKERAS_SMOKE=1 python tools/execute_notebooks.py notebooks/02_image.ipynb   # the same as --smoke
 
 Committed notebooks carry the outputs of a full-mode run made with this script, so a learner browsing the
 repository sees what to expect; `tests/test_notebooks.py` checks that they ran in order without errors.
@@ -10,6 +11,7 @@ repository sees what to expect; `tests/test_notebooks.py` checks that they ran i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -22,6 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="MMKERAS_SMOKE=1 and do not write the outputs")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     args = parser.parse_args(argv)
+    args.smoke = args.smoke or os.environ.get("MMKERAS_SMOKE", "0") == "1"  # never save smoke outputs
     for path in args.notebooks:
         start = time.perf_counter()
         execute_notebook(path, smoke=args.smoke, timeout=args.timeout, write=not args.smoke)
