@@ -37,6 +37,8 @@ PREPROCESSED = {  # numeric encoders fed by mmkeras.preprocessing: the inputs ar
                              (8, 32)),
     "text_transformer_sequence_ids": (lambda: build_text_encoder("transformer", VOCABULARY, sequence_output=True,
                                                                  preprocessed=True), "text", (8, 12, 32)),
+    "text_bag_sequence_ids": (lambda: build_text_encoder("bag", VOCABULARY, sequence_output=True, preprocessed=True),
+                              "text", (8, 12, 32)),
     "audio_rnn_log_mel": (lambda: build_audio_encoder("rnn", preprocessed=True), "audio", (8, 32)),
     "audio_cnn_log_mel": (lambda: build_audio_encoder("cnn", preprocessed=True), "audio", (8, 32)),
     "image_cnn_preprocessed": (lambda: build_image_encoder(preprocessed=True), "image", (8, 64)),
@@ -48,6 +50,7 @@ CASES = {
     "text_transformer": (lambda: build_text_encoder("transformer", VOCABULARY), "text", (8, 32)),
     "text_transformer_sequence": (lambda: build_text_encoder("transformer", VOCABULARY, sequence_output=True), "text",
                                   (8, 12, 32)),
+    "text_bag": (lambda: build_text_encoder("bag", VOCABULARY), "text", (8, 32)),
     "text_bert_tiny": (lambda: build_bert_text_encoder(vocabulary=VOCABULARY), "text", (8, 32)),
     "text_bert_tiny_sequence": (lambda: build_bert_text_encoder(vocabulary=VOCABULARY, sequence_output=True), "text",
                                 (8, 16, 32)),
@@ -85,6 +88,19 @@ def test_sequence_outputs_carry_the_padding_mask(batch, preprocessed_batch, tiny
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs["padding_mask"]).sum(-1), words)
     frames = build_audio_encoder(sequence_output=True)(batch["audio"])
     assert keras.ops.convert_to_numpy(frames["padding_mask"]).all()
+
+
+def test_bag_of_words_tokens_depend_on_their_own_word_only():
+    encoder = build_text_encoder("bag", VOCABULARY, sequence_output=True, dropout=0.0)
+    out = encoder(keras.ops.convert_to_tensor(["a red toy moves left", "the blue toy moves right"]))
+    tokens = keras.ops.convert_to_numpy(out["sequence"])
+    np.testing.assert_allclose(tokens[0, 2], tokens[1, 2])  # "toy" is "toy" wherever it stands and whatever follows
+    np.testing.assert_allclose(tokens[0, 3], tokens[1, 3])  # "moves"
+    assert not np.allclose(tokens[0, 1], tokens[1, 1])  # "red" is not "blue"
+    rnn = build_text_encoder("rnn", VOCABULARY, sequence_output=True, dropout=0.0)
+    states = keras.ops.convert_to_numpy(rnn(keras.ops.convert_to_tensor(["a red toy moves left",
+                                                                           "the blue toy moves right"]))["sequence"])
+    assert not np.allclose(states[0, 2], states[1, 2])  # a GRU state of "toy" carries the whole caption
 
 
 @pytest.mark.parametrize("modality", ["text", "image", "audio", "video"])

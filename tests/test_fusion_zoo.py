@@ -203,3 +203,32 @@ def test_modality_dropout_drops_whole_modalities_only_in_training():
     assert 0.18 < dropped.mean() < 0.32  # 0.5 minus the draws that would drop both, which keep both
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(z)[0]), z[0])
     testing.check_config_round_trip(layer)
+
+
+@pytest.mark.parametrize("cls", [SumFusion, ProductFusion, BilinearFusion, GatedFusion])
+def test_normalized_projections_keep_the_layer_contract(cls, tmp_path):
+    layer = cls(normalize=True, **({"rank": 8, "output_dim": 8} if cls is BilinearFusion else {"width": 8}))
+    testing.check_config_round_trip(layer)
+    assert layer.get_config()["normalize"] is True
+    model = _model(layer, [(5, 3), (4, 6)])
+    testing.check_shapes(model, [SEQUENCE, CONTEXT], (4, 8))
+    testing.check_save_load(model, [SEQUENCE, CONTEXT], tmp_path)
+    testing.check_gradients(model, [SEQUENCE, CONTEXT])
+
+
+def test_normalized_product_factors_do_not_saturate_on_large_features():
+    """Features 100 times too large saturate every tanh factor (a constant, no gradient); LN(W z + b) does not."""
+    big = [100 * VECTOR, RNG.normal(size=(4, 5)).astype("float32")]
+    factor = {}
+    for normalize in (False, True):
+        layer = ProductFusion(width=16, normalize=normalize)
+        layer(big)
+        factor[normalize] = keras.ops.convert_to_numpy(layer.project(big)[0])  # the first modality's tanh factor
+    assert np.mean(np.abs(factor[False]) > 0.99) > 0.8, np.abs(factor[False]).mean()
+    assert np.mean(np.abs(factor[True]) > 0.99) < 0.2, np.abs(factor[True]).mean()
+    np.testing.assert_allclose(factor[True].mean(axis=-1), 0.0, atol=0.2)  # LN centres every sample's units
+
+
+def test_normalize_must_be_a_bool():
+    with pytest.raises(ValueError, match="normalize"):
+        ProductFusion(normalize="yes")

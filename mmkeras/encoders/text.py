@@ -84,14 +84,18 @@ def build_text_encoder(
     (dimension `2 * hidden_dim`).
     Transformer (`kind="transformer"`): `x_t = E[w_t] + P[t]`, one encoder block
     `x = LN(x + MHA(x, x)); x = LN(x + FFN(x))`, then the mean over the non-padding tokens.
+    Bag of words (`kind="bag"`): `x_t = ReLU(W E[w_t] + b)` for each word alone, then the mean over the
+    non-padding tokens. Its tokens are not contextual: token t depends on word t only (neither its
+    neighbours nor its position), which is what to attend from when the question is "what does this word look at?".
 
     Args:
-        kind: str. `"rnn"` or `"transformer"`. Defaults to `"rnn"`.
+        kind: str. `"rnn"`, `"transformer"` or `"bag"`. Defaults to `"rnn"`.
         vocabulary: list of str. The fixed vocabulary of `TextVectorization` (required): the moving toys'
             `mmkeras.data.VOCABULARY`, or `learn_vocabulary(your_training_captions)`.
         sequence_length: int. Captions are padded/cut to this many tokens. Defaults to `12`.
         embedding_dim: int. Size of the token embeddings. Defaults to `32`.
-        hidden_dim: int. GRU units per direction, or the Transformer's feed-forward size. Defaults to `32`.
+        hidden_dim: int. GRU units per direction, the Transformer's feed-forward size, or the bag's per-word
+            feature size. Defaults to `32`.
         num_heads: int. Attention heads of the Transformer variant. Defaults to `2`.
         dropout: float. Dropout rate in [0, 1). Defaults to `0.1`.
         sequence_output: bool. Return the per-token features and which tokens are real words,
@@ -113,7 +117,7 @@ def build_text_encoder(
     >>> tuple(encoder(keras.ops.convert_to_tensor(["a red toy moves to the left"])).shape)
     (1, 64)
     """
-    check_choice("kind", kind, ("rnn", "transformer"))
+    check_choice("kind", kind, ("rnn", "transformer", "bag"))
     if vocabulary is None:
         raise ValueError("Pass `vocabulary=`: mmkeras.data.VOCABULARY for the moving toys, or "
                          "mmkeras.encoders.learn_vocabulary(your_training_captions). Received: vocabulary=None")
@@ -139,6 +143,15 @@ def build_text_encoder(
         features = layers.Bidirectional(gru, name="bi_gru")(x)  # (batch, 2H) or (batch, L, 2H)
         if sequence_output:
             features = sequence_outputs(features, PaddingMask(0, name="padding_mask")(token_ids))
+    elif kind == "bag":
+        padding_mask = PaddingMask(0, name="padding_mask")(token_ids)  # (batch, L): True on real words
+        x = layers.Embedding(vocab_size, embedding_dim, name="token_embedding")(token_ids)
+        x = layers.Dropout(dropout, name="embedding_dropout")(x)
+        x = layers.Dense(hidden_dim, activation="relu", name="word_features")(x)  # (batch, L, H), word by word
+        if sequence_output:
+            features = sequence_outputs(x, padding_mask)
+        else:
+            features = layers.GlobalAveragePooling1D(name="mean_pool")(x, mask=padding_mask)  # mean of real words
     else:
         # The padding mask is passed explicitly, as keras-hub's own models do, rather than attached to tensors.
         padding_mask = PaddingMask(0, name="padding_mask")(token_ids)  # (batch, L): True on real words

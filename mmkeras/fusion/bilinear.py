@@ -26,6 +26,8 @@ class BilinearFusion(ProjectedFusion):
         output_dim: int. Size of `H`. Defaults to `64`.
         activation: str or None. Activation of the projections. Defaults to `"tanh"`.
         dropout: float. Dropout on each projection, in [0, 1). Defaults to `0.0`.
+        normalize: bool. Layer-normalize each projection before its activation, `act(LN(W_m z_m + b_m))`.
+            Defaults to `False`.
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:

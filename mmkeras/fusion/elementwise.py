@@ -22,6 +22,8 @@ class SumFusion(ProjectedFusion):
         width: int. The common width, and the size of `H`. Defaults to `64`.
         activation: str or None. Activation of the projections. Defaults to `"relu"`.
         dropout: float. Dropout on each projected vector, in [0, 1). Defaults to `0.0`.
+        normalize: bool. Layer-normalize each projection before its activation, `act(LN(W_m z_m + b_m))`.
+            Defaults to `False`.
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
@@ -45,6 +47,8 @@ class ProductFusion(ProjectedFusion):
         width: int. The common width, and the size of `H`. Defaults to `64`.
         activation: str or None. Activation of the projections. Defaults to `"tanh"`.
         dropout: float. Dropout on each projected vector, in [0, 1). Defaults to `0.0`.
+        normalize: bool. Layer-normalize each projection before its activation, `act(LN(W_m z_m + b_m))`.
+            Defaults to `False`.
         **kwargs: passed on to `keras.layers.Layer`.
 
     Example:
