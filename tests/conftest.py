@@ -16,6 +16,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 collect_ignore = ["backend_checks"]
 
 
+def pytest_configure(config):
+    """With `pytest -n 2`, let an idle worker take queued tests from a busy one (xdist's "worksteal").
+
+    The default ("load") hands tests out in fixed chunks; a few tests here take minutes (the JAX groups, the full
+    quickstart, notebook runs), and one worker could be left with several of them while the other sits idle.
+    """
+    if getattr(config.option, "dist", "no") == "load" and "PYTEST_XDIST_WORKER" not in os.environ:
+        config.option.dist = "worksteal"
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     import keras
