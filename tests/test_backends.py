@@ -15,21 +15,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 JAX_GROUPS = {
-    # the fusion layers and the multi-task losses
-    "fusion_layers_and_losses": ["tests/test_fusion_zoo.py", "tests/test_losses.py"],
-    # the preprocessing split: FusionClassifier with text, audio and images, its numeric encoders and
-    # preprocessor, trained, saved and reloaded (the string-reading encoders are skipped on JAX)
-    "models_with_their_preprocessor": [
-        "tests/test_preprocessing.py",
+    # the fusion layers, the multi-task losses, and FusionClassifier built on them, trained, saved and reloaded
+    "fusion_layers_losses_and_classifier": [
+        "tests/test_fusion_zoo.py", "tests/test_losses.py",
         "tests/test_fusion_and_models.py::test_fusion_classifier_contract[modalities0]",  # text alone
         "tests/test_fusion_and_models.py::test_fusion_classifier_contract[modalities4]",  # all four
         "tests/test_fusion_and_models.py::test_sequence_encoders_feed_the_fusion_with_their_masks",
         "tests/test_fusion_and_models.py::test_any_modality_names_and_classes_build_train_and_evaluate",
+    ],
+    # the preprocessing split (numeric encoders fed by the preprocessor; the string-reading encoders are skipped
+    # on JAX), and what notebooks 09-11 say runs on other backends
+    "preprocessing_and_chapter_models": [
+        "tests/test_preprocessing.py",
         *(f"tests/test_encoders.py::test_encoder_contract[{case}]" for case in
           ("text_rnn_ids", "text_transformer_sequence_ids", "audio_rnn_log_mel")),
+        "tests/backend_checks/test_chapters_on_jax.py",
     ],
-    # what notebooks 09-11 say runs on other backends
-    "chapter_models": ["tests/backend_checks/test_chapters_on_jax.py"],
 }
 """The tests that claim to be backend-agnostic, in groups of about equal cost: one JAX process each, so that
 `pytest -n 2` can run them side by side with the rest of the suite."""
@@ -38,8 +39,8 @@ JAX_GROUPS = {
 @pytest.mark.parametrize("group", list(JAX_GROUPS))
 def test_backend_agnostic_tests_pass_on_jax(group):
     """A JAX process (a Keras backend is chosen once per process) runs one group of the tests that claim to be
-    backend-agnostic: the fusion zoo and losses, the models with their preprocessor, the chapter models of
-    notebooks 09-11."""
+    backend-agnostic: the fusion zoo, the losses and the classifier; the preprocessing split and the chapter models
+    of notebooks 09-11."""
     pytest.importorskip("jax", reason="JAX comes with the [test] extra")
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-rs",

@@ -91,8 +91,8 @@ def test_fit_on_arrays_shuffles_them_as_keras_does(data):
     import warnings
 
     modalities = ["text", "vector"] if "vector" in data.features else ["text"]
-    x = {m: data.features[m][:32] for m in modalities}
-    y = data.labels["label"][:32]
+    x = {m: data.features[m][:8] for m in modalities}
+    y = data.labels["label"][:8]
 
     def weights_after_one_epoch(shuffle):
         keras.utils.set_random_seed(0)
@@ -100,7 +100,7 @@ def test_fit_on_arrays_shuffles_them_as_keras_does(data):
         model.compile(optimizer=keras.optimizers.SGD(0.1))
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # no "shuffle=True ... will be ignored"
-            model.fit(x, y, batch_size=1, epochs=1, shuffle=shuffle, verbose=0)
+            model.fit(x, y, batch_size=2, epochs=1, shuffle=shuffle, verbose=0)
         return np.concatenate([np.ravel(w) for w in model.get_weights()])
 
     assert not np.allclose(weights_after_one_epoch(True), weights_after_one_epoch(False))  # the order mattered
