@@ -68,7 +68,6 @@ NOT_YET_RECORDED = {
     "03_audio.ipynb",
     "04_video.ipynb",
     "05_concatenation_fusion.ipynb",
-    "06_fusion_zoo.ipynb",
     "07_decision_fusion_and_ensembles.ipynb",
     "08_multitask_loss.ipynb",
     "09_gan.ipynb",
